@@ -74,7 +74,7 @@ def minimize_batched(
     converged = np.zeros(s, dtype=bool)
     eye = np.eye(f)
     it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 - used after the loop
+    for it in range(1, max_iter + 1):
         if keep is not None and it == prune_after + 1:
             n_keep = max(8, int(np.ceil(keep * s)))
             order = np.argsort(np.where(active | converged, fval, np.inf))

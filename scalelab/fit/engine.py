@@ -120,7 +120,7 @@ def fit(
         param = Parametrization(law, fixed=dict(fixed or {}), tied=dict(tie or {}), bounds=dict(bounds or {}))
 
     # ------------------------------------------------------------ data
-    from scalelab.store.readers import read_table
+    from scalelab.store import read_table
 
     table = read_table(data)
     if where:

@@ -184,4 +184,4 @@ def make_objective(
         if cls is not Asymmetric:
             raise LawError("--penalty only applies to the asymmetric loss")
         kwargs["penalty"] = float(penalty)
-    return cls(**kwargs)  # type: ignore[arg-type]
+    return cls(**kwargs)

@@ -196,7 +196,7 @@ class Parametrization:
         u = np.asarray(u, dtype=float)
         theta = self.to_natural(u)
         names = self.law.param_names
-        out = np.zeros(u.shape[:-1] + (len(names), self.n_free))
+        out = np.zeros((*u.shape[:-1], len(names), self.n_free))
         for k, name in enumerate(self.free):
             i = names.index(name)
             out[..., i, k] = theta[..., i] if self.is_log(name) else 1.0

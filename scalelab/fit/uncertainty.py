@@ -8,7 +8,7 @@ from scalelab.errors import DataError
 from scalelab.fit.batched import minimize_batched
 from scalelab.fit.problem import Problem
 
-__all__ = ["bootstrap_weights", "bootstrap_refit", "hessian_covariance"]
+__all__ = ["bootstrap_refit", "bootstrap_weights", "hessian_covariance"]
 
 
 def hessian_covariance(problem: Problem, u: np.ndarray) -> np.ndarray:

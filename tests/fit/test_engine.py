@@ -202,7 +202,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, error, match) -> None:
 
 def test_fewer_points_than_parameters() -> None:
     data = {k: v[:3] for k, v in power_law_data().items()}
-    with pytest.raises(DataError, match="3 data point.*3 free parameter"):
+    with pytest.raises(DataError, match=r"3 data point.*3 free parameter"):
         scalelab.fit("power_law", data, y="loss")
 
 
