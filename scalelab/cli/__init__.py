@@ -1,0 +1,1 @@
+"""The scalelab command-line interface."""

@@ -1,0 +1,278 @@
+"""Subcommands of the ``scalelab`` CLI. Each handler makes one library call and prints it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from scalelab.errors import DataError
+
+__all__ = ["add_datasets", "add_fit", "add_laws", "add_optimal", "add_predict"]
+
+DATA_HELP = "a .csv, .tsv, .jsonl, .json or .parquet file, or a bundled dataset name (see `scalelab datasets`)"
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise DataError(f"{flag} {item!r}: expected NAME=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _number(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{flag}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise DataError(f"{flag}: {text!r} must be a finite number")
+    return value
+
+
+def _numbers(items: Sequence[str] | None, flag: str) -> dict[str, list[float]]:
+    return {k: [_number(v, flag) for v in val.split(",")] for k, val in _pairs(items, flag).items()}
+
+
+def _bounds(items: Sequence[str] | None) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, text in _pairs(items, "--bound").items():
+        lo, sep, hi = text.partition(":")
+        if not sep:
+            raise DataError(f"--bound {name}={text}: expected NAME=LOW:HIGH (e.g. alpha=0:1; use inf for none)")
+        out[name] = (float(lo) if lo.strip() else -math.inf, float(hi) if hi.strip() else math.inf)
+    return out
+
+
+def _law_options(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, text in _pairs(items, "--law-opt").items():
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _write_json(path: str, payload: dict[str, Any]) -> None:
+    from scalelab._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=False) + "\n")
+
+
+def _check_output(path: str | None) -> None:
+    """Fail before any work when the output folder is missing."""
+    from pathlib import Path
+
+    if path is not None:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise DataError(f"cannot write {path!r}: folder {str(folder)!r} does not exist")
+
+
+def _clean(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# ----------------------------------------------------------------------------- fit
+def add_fit(sub: Any) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit a scaling law to a table of runs",
+        description="Fit a law with many starts (vectorised), polish the best, and report intervals.",
+    )
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument("--law", required=True, help="law name (see `scalelab laws`)")
+    p.add_argument("--law-opt", action="append", metavar="KEY=VALUE", help="law option, e.g. breaks=2")
+    p.add_argument("--x", action="append", metavar="INPUT=COLUMN", help="map a law input to a column, e.g. N=params_N")
+    p.add_argument("--y", required=True, metavar="COLUMN", help="the column to fit (loss, accuracy, ...)")
+    p.add_argument("--where", metavar="EXPR", help='row filter, e.g. "excluded_by_epoch == 0"')
+    p.add_argument("--loss", default="huber", choices=["huber", "mse", "mse_log", "mse_linear", "asymmetric"])
+    p.add_argument("--delta", type=float, help="Huber delta on log residuals (default 1e-3)")
+    p.add_argument("--penalty", type=float, help="asymmetric loss: weight of over-estimates (default 4)")
+    p.add_argument("--starts", default="grid", help="'grid' (default), 'random', or a number of random starts")
+    p.add_argument("--keep", type=float, default=0.1, help="fraction of starts kept after 8 iterations (default 0.1; 1 keeps all)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap resamples (default 0: Hessian intervals)")
+    p.add_argument("--bootstrap-by", metavar="COLUMN", help="resample whole groups (e.g. runs) instead of rows")
+    p.add_argument("--weights", metavar="COLUMN", help="column of point weights")
+    p.add_argument("--fix", action="append", metavar="NAME=VALUE", help="fix a parameter")
+    p.add_argument("--tie", action="append", metavar="NAME=EXPR", help="tie a parameter, e.g. beta=alpha")
+    p.add_argument("--bound", action="append", metavar="NAME=LOW:HIGH", help="override a parameter's bounds")
+    p.add_argument("--coverage", type=float, default=0.95, help="interval coverage (default 0.95)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--at", nargs="+", metavar="INPUT=VALUE", help="also predict here, e.g. --at N=70e9 D=1.4e12")
+    p.add_argument("--json", metavar="OUT", help="write the fit as JSON (read by predict / optimal)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(handler=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from scalelab.fit import fit
+    from scalelab.laws import make_law
+
+    _check_output(args.json)
+    if args.keep is not None and not 0 < args.keep <= 1:
+        raise DataError(f"--keep must be in (0, 1], got {args.keep}")
+    starts: str | int = int(args.starts) if args.starts.isdigit() else args.starts
+    fixed = {k: _number(v, "--fix") for k, v in _pairs(args.fix, "--fix").items()}
+    law = make_law(args.law, **_law_options(args.law_opt))
+    at = _numbers(args.at, "--at") if args.at else None
+    if at is not None:
+        law.prepare_inputs(at)  # check the prediction point before spending time on the fit
+    progress = None if args.quiet else (lambda msg: print(f"... {msg}", file=sys.stderr))
+    res = fit(
+        law,
+        args.data,
+        x=_pairs(args.x, "--x"),
+        y=args.y,
+        where=args.where,
+        loss=args.loss,
+        delta=args.delta,
+        penalty=args.penalty,
+        starts=starts,
+        keep=None if args.keep == 1 else args.keep,
+        bootstrap=args.bootstrap,
+        bootstrap_by=args.bootstrap_by,
+        weights=args.weights,
+        fixed=fixed,
+        tie=_pairs(args.tie, "--tie"),
+        bounds=_bounds(args.bound),
+        coverage=args.coverage,
+        seed=args.seed,
+        progress=progress,
+    )
+    if args.json:
+        res.save(args.json)
+    if not args.quiet:
+        print(res.report())
+        if at is not None:
+            print()
+            _print_prediction(res, at, res.coverage)
+        if args.json:
+            print(f"\nwrote {args.json}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- predict
+def add_predict(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict from a saved fit, with intervals")
+    p.add_argument("fit", metavar="FIT.json", help="a file written by `scalelab fit --json`")
+    p.add_argument("--at", nargs="+", required=True, metavar="INPUT=VALUE",
+                   help="inputs, e.g. N=70e9 D=1.4e12 (comma-separated for several points)")
+    p.add_argument("--coverage", type=float, help="interval coverage (default: the fit's)")
+    p.add_argument("--json", metavar="OUT", help="write predictions as JSON")
+    p.set_defaults(handler=run_predict)
+
+
+def _print_prediction(res: Any, at: dict[str, list[float]], coverage: float | None) -> dict[str, Any]:
+    pred = res.predict(at, coverage=coverage)
+    pts = res.law.prepare_inputs(at)
+    names = list(pts)
+    pct = f"{100 * pred.coverage:g}%"
+    head = "  ".join(f"{n:>12}" for n in names) + f"  {res.y:>12}  {pct + ' low':>12}  {pct + ' high':>12}"
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for i in range(len(pred.mean)):
+        vals = [float(pts[n][i]) for n in names]
+        print("  ".join(f"{v:>12.4g}" for v in vals)
+              + f"  {pred.mean[i]:>12.6g}  {pred.lower[i]:>12.6g}  {pred.upper[i]:>12.6g}")
+        rows.append({**dict(zip(names, vals, strict=True)), "mean": float(pred.mean[i]),
+                     "lower": _clean(pred.lower[i]), "upper": _clean(pred.upper[i])})
+    print(f"({pred.method}; parameter uncertainty only)")
+    return {"law": res.law.name, "y": res.y, "coverage": pred.coverage, "method": pred.method, "predictions": rows}
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from scalelab.fit import FitResult
+
+    _check_output(args.json)
+    res = FitResult.load(args.fit)
+    payload = _print_prediction(res, _numbers(args.at, "--at"), args.coverage)
+    warn = _extrapolation_note(res, _numbers(args.at, "--at"))
+    if warn:
+        print(warn)
+    if args.json:
+        _write_json(args.json, payload)
+    return 0
+
+
+def _extrapolation_note(res: Any, at: dict[str, list[float]]) -> str:
+    notes = []
+    for name, values in at.items():
+        rng = res.data.get("ranges", {}).get(name)
+        if rng and rng[1] and max(values) > rng[1]:
+            notes.append(f"{name} up to {max(values) / rng[1]:.3g}x the largest fitted value")
+    return ("note: extrapolating: " + "; ".join(notes)) if notes else ""
+
+
+# ----------------------------------------------------------------------------- optimal
+def add_optimal(sub: Any) -> None:
+    p = sub.add_parser("optimal", help="compute-optimal N and D for a FLOP budget (C = 6ND)")
+    p.add_argument("fit", metavar="FIT.json", help="a fit of a law with inputs N and D")
+    p.add_argument("--compute", nargs="+", required=True, metavar="C", help="training FLOPs, e.g. 5.88e23")
+    p.add_argument("--coverage", type=float, help="interval coverage (default: the fit's)")
+    p.add_argument("--json", metavar="OUT", help="write the plan as JSON")
+    p.set_defaults(handler=run_optimal)
+
+
+def run_optimal(args: argparse.Namespace) -> int:
+    from scalelab.fit import FitResult
+
+    _check_output(args.json)
+    res = FitResult.load(args.fit)
+    budgets = [_number(c, "--compute") for c in args.compute]
+    plans = []
+    for c in budgets:
+        plan = res.compute_optimal(c, coverage=args.coverage)
+        plans.append({"compute": c, **{k: {"value": e.value, "ci_low": _clean(e.ci_low), "ci_high": _clean(e.ci_high)}
+                                      for k, e in plan.items()}})
+        cov = res.coverage if args.coverage is None else args.coverage
+        print(f"compute {c:.4g} FLOPs (C = 6ND)")
+        for key, label in (("N", "params N"), ("D", "tokens D"), ("tokens_per_param", "tokens/param"), ("loss", "loss")):
+            e = plan[key]
+            ci = (f"   {100 * cov:g}% [{e.ci_low:.4g}, {e.ci_high:.4g}]" if math.isfinite(e.ci_low)
+                  else "   (no interval: refit with --bootstrap)")
+            print(f"  {label:<13} {e.value:.4g}{ci}")
+    if args.json:
+        _write_json(args.json, {"law": res.law.name, "plans": plans})
+    return 0
+
+
+# ----------------------------------------------------------------------------- listings
+def add_laws(sub: Any) -> None:
+    p = sub.add_parser("laws", help="list the laws you can fit")
+    p.set_defaults(handler=run_laws)
+
+
+def run_laws(args: argparse.Namespace) -> int:
+    from scalelab.laws import available_laws, make_law
+
+    for name in available_laws():
+        law = make_law(name)
+        print(f"{name:<18} {law.equation}")
+        print(f"{'':<18} inputs: {', '.join(law.inputs)}; params: {', '.join(law.param_names)}")
+        print(f"{'':<18} {law.reference}")
+    return 0
+
+
+def add_datasets(sub: Any) -> None:
+    p = sub.add_parser("datasets", help="list the bundled datasets")
+    p.set_defaults(handler=run_datasets)
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from scalelab import datasets
+
+    for name in datasets.available():
+        info = datasets.info(name)
+        print(f"{name}: {info.get('description', '')}")
+        print(f"  {info.get('citation', '')}")
+    return 0
