@@ -107,6 +107,7 @@ def add_fit(sub: Any) -> None:
     p.add_argument("--bound", action="append", metavar="NAME=LOW:HIGH", help="override a parameter's bounds")
     p.add_argument("--coverage", type=float, default=0.95, help="interval coverage (default 0.95)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="threads for the batched search (default: usable cores, max 8)")
     p.add_argument("--at", nargs="+", metavar="INPUT=VALUE", help="also predict here, e.g. --at N=70e9 D=1.4e12")
     p.add_argument("--json", metavar="OUT", help="write the fit as JSON (read by predict / optimal)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -146,6 +147,7 @@ def run_fit(args: argparse.Namespace) -> int:
         bounds=_bounds(args.bound),
         coverage=args.coverage,
         seed=args.seed,
+        workers=args.workers,
         progress=progress,
     )
     if args.json:

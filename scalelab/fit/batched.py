@@ -10,13 +10,16 @@ the true objective), and each row keeps its own Marquardt damping.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from scalelab.fit.problem import Problem
 
-__all__ = ["BatchResult", "minimize_batched"]
+__all__ = ["BatchResult", "default_workers", "minimize_batched", "minimize_batched_parallel"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ def minimize_batched(
         and moves ``u`` by less than ``xtol`` relative, or when its damping saturates.
     keep : float, optional
         Successive halving: after ``prune_after`` iterations only the best ``keep`` fraction
-        of the rows (at least 8) keeps iterating; the others are returned as they are, marked
+        of the rows (at least 8) keeps iterating, and from then on, every 5 iterations, rows
+        within ``1e-3`` (internal units) of a better row are dropped too, since they are
+        descending into the same optimum. Dropped rows are returned as they are, marked
         not converged. ``None`` iterates every row to the end.
     """
     u = np.array(np.atleast_2d(u0), dtype=float)
@@ -64,7 +69,7 @@ def minimize_batched(
     lo, hi = problem.param.internal_bounds()
     u = np.clip(u, lo, hi)
     w = problem.weights if weights is None else np.asarray(weights, dtype=float)
-    w = np.broadcast_to(w, (s, problem.n))
+    shared_w = w.ndim == 1  # one weight vector for every row: broadcast, never copy
     obj = problem.objective
 
     r = problem.residuals(u)
@@ -81,12 +86,18 @@ def minimize_batched(
             dropped = np.ones(s, dtype=bool)
             dropped[order[:n_keep]] = False
             active &= ~dropped
+        if keep is not None and it > prune_after and it % 5 == 0:
+            active &= ~_duplicates(u, fval, active)
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        ua, ra, wa = u[idx], r[idx], w[idx]
+        if idx.size == s:  # every row active: views, no copies
+            ua, ra, wa = u, r, w
+        else:
+            ua, ra, wa = u[idx], r[idx], (w if shared_w else w[idx])
         jac = problem.jacobian(ua)  # (a, n, F)
-        jac = np.where(np.isfinite(jac), jac, 0.0)
+        if not np.isfinite(jac).all():
+            np.nan_to_num(jac, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         omega = wa * obj.irls(ra)  # IRLS weights (a, n)
         jac_t = jac.transpose(0, 2, 1)  # (a, F, n)
         grad = np.matmul(jac_t, (wa * obj.psi(ra))[..., None])[..., 0]
@@ -106,7 +117,8 @@ def minimize_batched(
         # accept improving steps
         acc = idx[better]
         moved = np.abs(u_new[better] - ua[better]).max(axis=1) if acc.size else np.zeros(0)
-        u[acc], r[acc], fval[acc] = u_new[better], r_new[better], f_new[better]
+        u[acc], r[acc] = u_new[better], r_new[better]
+        fval[acc] = f_new[better]
         lam[acc] = np.maximum(lam[acc] / 3.0, 1e-12)
         rej = idx[~better]
         lam[rej] = lam[rej] * 4.0
@@ -121,3 +133,62 @@ def minimize_batched(
         converged[stuck] = True
         active[stuck] = False
     return BatchResult(u=u, objective=fval, converged=converged, iterations=it)
+
+
+def _duplicates(u: np.ndarray, fval: np.ndarray, active: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """Active rows within ``tol`` (max-abs, internal units) of an active row with a lower objective."""
+    idx = np.flatnonzero(active)
+    out = np.zeros(active.shape, dtype=bool)
+    if idx.size < 2:
+        return out
+    order = idx[np.argsort(fval[idx], kind="stable")]
+    pts = u[order]
+    dist = np.abs(pts[:, None, :] - pts[None, :, :]).max(axis=-1)  # (a, a)
+    close_to_better = np.tril(dist < tol, k=-1).any(axis=1)  # a better-ranked row is close
+    out[order[close_to_better]] = True
+    return out
+
+
+def default_workers() -> int:
+    """Threads used for batched optimisation: the usable cores, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def minimize_batched_parallel(
+    problem: Problem,
+    u0: np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    workers: int | None = None,
+    min_rows: int = 256,
+    **options: Any,
+) -> BatchResult:
+    """:func:`minimize_batched` on row blocks in parallel threads (numpy releases the GIL).
+
+    Rows are independent, so splitting them changes nothing but speed, except that
+    successive halving (``keep``) then keeps the best fraction of each block.
+    """
+    u0 = np.atleast_2d(u0)
+    n_workers = default_workers() if workers is None else max(1, int(workers))
+    n_blocks = min(n_workers, max(1, len(u0) // min_rows))
+    if n_blocks == 1:
+        return minimize_batched(problem, u0, weights=weights, **options)
+    rows = np.array_split(np.arange(len(u0)), n_blocks)
+    per_row_w = weights is not None and np.ndim(weights) == 2
+
+    def run(idx: np.ndarray) -> BatchResult:
+        w = weights[idx] if per_row_w else weights  # type: ignore[index]
+        return minimize_batched(problem, u0[idx], weights=w, **options)
+
+    with ThreadPoolExecutor(n_blocks) as pool:
+        parts = list(pool.map(run, rows))
+    return BatchResult(
+        u=np.concatenate([p.u for p in parts]),
+        objective=np.concatenate([p.objective for p in parts]),
+        converged=np.concatenate([p.converged for p in parts]),
+        iterations=max(p.iterations for p in parts),
+    )

@@ -12,7 +12,7 @@ from scipy import stats
 
 from scalelab._version import __version__
 from scalelab.errors import DataError, FitError, LawError
-from scalelab.fit.batched import minimize_batched
+from scalelab.fit.batched import minimize_batched_parallel
 from scalelab.fit.objectives import Objective, make_objective
 from scalelab.fit.parametrization import Parametrization
 from scalelab.fit.polish import polish
@@ -51,6 +51,7 @@ def fit(
     coverage: float = 0.95,
     seed: int = 0,
     raise_on_failure: bool = True,
+    workers: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Fit ``law`` to ``data`` and return a frozen :class:`FitResult`.
@@ -75,8 +76,10 @@ def fit(
         an int: that many random starts from the parameters' plausible ranges plus the guess;
         an array: explicit starting parameter vectors (natural units).
     keep : float or None
-        Fraction of starts kept after 8 batched iterations (successive halving); ``None``
+        Fraction of starts kept after 5 batched iterations (successive halving); ``None``
         iterates every start to convergence.
+    workers : int, optional
+        Threads for the batched search and bootstrap (default: the usable cores, at most 8).
     bootstrap : int
         Number of nonparametric bootstrap resamples (0 for Hessian intervals only).
     bootstrap_by : str, optional
@@ -145,10 +148,17 @@ def fit(
     rng = np.random.default_rng(seed)
     u0, starts_label = make_starts(law, param, X, yv, starts, rng)
     say(f"optimising {len(u0)} starts together")
-    # search: all starts together, successive halving after 8 iterations; the best distinct
-    # optima are then polished to tight tolerances, so the search need not be exact
-    batch = minimize_batched(
-        problem, u0, keep=keep if len(u0) > 64 else None, prune_after=8, max_iter=100, ftol=1e-8
+    # search: all starts together (in blocks on parallel threads), successive halving after
+    # 5 iterations; the best distinct optima are then polished to tight tolerances, so the
+    # search need not be exact
+    batch = minimize_batched_parallel(
+        problem,
+        u0,
+        workers=workers,
+        keep=keep if len(u0) > 64 else None,
+        prune_after=5,
+        max_iter=60,
+        ftol=1e-6,
     )
     finite = np.isfinite(batch.objective)
     if not finite.any():
@@ -187,7 +197,7 @@ def fit(
     if bootstrap:
         say(f"bootstrap: refitting {bootstrap} resamples together")
         counts = bootstrap_weights(problem.n, bootstrap, rng, groups=groups)
-        u_boot, ok = bootstrap_refit(problem, u_best, counts)
+        u_boot, ok = bootstrap_refit(problem, u_best, counts, workers=workers)
         n_failed = int((~ok).sum())
         boot_theta = param.to_natural(u_boot[ok])
         if len(boot_theta) < max(10, bootstrap // 2):
@@ -260,6 +270,7 @@ def fit(
             "weights": weights,
             "where": where,
             "seed": seed,
+            "workers": workers,
         },
         data={
             "source": table.source,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from scalelab.errors import DataError
-from scalelab.fit.batched import minimize_batched
+from scalelab.fit.batched import minimize_batched_parallel
+from scalelab.fit.polish import polish
 from scalelab.fit.problem import Problem
 
 __all__ = ["bootstrap_refit", "bootstrap_weights", "hessian_covariance"]
@@ -78,7 +81,8 @@ def bootstrap_refit(
     counts: np.ndarray,
     *,
     max_iter: int = 400,
-    chunk: int = 1000,
+    chunk: int = 2000,
+    workers: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit every resample (rows of ``counts``) from the full-data optimum, all at once.
 
@@ -88,7 +92,16 @@ def bootstrap_refit(
     for start in range(0, counts.shape[0], chunk):
         block = counts[start : start + chunk] * problem.weights
         u0 = np.repeat(np.asarray(u_best, dtype=float)[None], block.shape[0], axis=0)
-        res = minimize_batched(problem, u0, weights=block, max_iter=max_iter, ftol=1e-12, xtol=1e-9)
-        us.append(res.u)
-        oks.append(res.converged & np.isfinite(res.objective))
+        res = minimize_batched_parallel(
+            problem, u0, weights=block, workers=workers, max_iter=max_iter, ftol=1e-12, xtol=1e-9
+        )
+        u, ok = res.u.copy(), res.converged & np.isfinite(res.objective)
+        # the few resamples the batch left unfinished are polished one at a time
+        for i in np.flatnonzero(~ok):
+            sub = dataclasses.replace(problem, weights=block[i])
+            pol = polish(sub, u[i])
+            if pol.success and np.isfinite(pol.objective):
+                u[i], ok[i] = pol.u, True
+        us.append(u)
+        oks.append(ok)
     return np.concatenate(us), np.concatenate(oks)

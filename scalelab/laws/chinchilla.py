@@ -77,21 +77,17 @@ class Chinchilla(Law):
 
     def log_jacobian(self, theta: np.ndarray, X: Inputs) -> np.ndarray:
         theta = as_theta(theta, 5)
-        t_n, t_d, t_e = self._terms(theta, X)
-        top = np.maximum(np.maximum(t_n, t_d), t_e)
-        e_n, e_d, e_e = np.exp(t_n - top), np.exp(t_d - top), np.exp(t_e - top)
-        total = e_n + e_d + e_e
-        # softmax weights: the share of each term in L
-        w_n, w_d, w_e = e_n / total, e_d / total, e_e / total
-        # d log L / d theta_k in natural units; e.g. d log L / d A = w_n / A.
+        log_n, log_d = np.log(X["N"]), np.log(X["D"])
+        neg_log_l = -self.log_evaluate(theta, X)
+        # d log L / d theta_k in natural units: d/dE = 1/L, d/dA = N^-alpha / L,
+        # d/dB = D^-beta / L, d/dalpha = -A N^-alpha log N / L, d/dbeta likewise.
         # Built parameter-major, so the engine's transposed view is contiguous.
-        jac = np.empty((5, *w_n.shape))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(w_e, theta[..., 0, None], out=jac[0])
-            np.divide(w_n, theta[..., 1, None], out=jac[1])
-            np.divide(w_d, theta[..., 2, None], out=jac[2])
-        np.multiply(w_n, -np.log(X["N"]), out=jac[3])
-        np.multiply(w_d, -np.log(X["D"]), out=jac[4])
+        jac = np.empty((5, *neg_log_l.shape))
+        np.exp(neg_log_l, out=jac[0])
+        np.exp(neg_log_l - theta[..., 3, None] * log_n, out=jac[1])
+        np.exp(neg_log_l - theta[..., 4, None] * log_d, out=jac[2])
+        np.multiply(jac[1], -theta[..., 1, None] * log_n, out=jac[3])
+        np.multiply(jac[2], -theta[..., 2, None] * log_d, out=jac[4])
         return np.moveaxis(jac, 0, -1)
 
     # ----------------------------------------------------------------- starts
