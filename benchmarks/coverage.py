@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import scalelab  # noqa: E402
-from tests.fit.test_coverage import (  # noqa: E402
+import scalelab
+from tests.fit.test_coverage import (
     TRUE_CH,
     TRUE_PL,
     _chinchilla_data,
