@@ -25,6 +25,10 @@ examples:
 """
 
 
+#: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
+COMMAND_MODULES = ("cmd_compress", "cmd_grid")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit code 2, matching scalelab's other errors."""
 
@@ -42,11 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scalelab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    import importlib
+
     from scalelab.cli import commands
 
     commands.add_fit(sub)
     commands.add_predict(sub)
     commands.add_optimal(sub)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"scalelab.cli.{name}").register(sub)
     commands.add_laws(sub)
     commands.add_datasets(sub)
     return parser
