@@ -1,0 +1,63 @@
+"""``scalelab grid FILE``: expand a grid of runs and run it (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "grid",
+        help="run a grid of training runs declared in TOML (skips finished runs, resumes interrupted ones)",
+        description="Expand the grid's axes into runs with stable ids and run them into the store. "
+        "Rerunning the same command resumes: finished runs are skipped, interrupted ones continue "
+        "from their last checkpoint.",
+    )
+    p.add_argument("file", metavar="FILE", help="grid file (.toml)")
+    p.add_argument("--store", required=True, metavar="ROOT", help="run store directory (created if absent)")
+    p.add_argument("--executor", default="local", choices=["local", "ray", "slurm"])
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--device", help="override every run's device (cpu, cuda)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--slurm-folder", default="slurm-logs", help="submitit log folder")
+    p.add_argument("--slurm-cluster", help="submitit cluster: slurm (default when available), local, debug")
+    p.add_argument("--slurm-partition", help="SLURM partition")
+    p.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these cells")
+    p.add_argument("--list", action="store_true", help="list the runs and their ids, run nothing")
+    p.set_defaults(handler=run_grid_command)
+
+
+def run_grid_command(args: argparse.Namespace) -> int:
+    from scalelab.harness.executors import make_executor, run_grid
+    from scalelab.harness.grid import load_grid, select
+
+    grid = load_grid(args.file)
+    runs = select(grid.runs(), args.only)
+    if args.list:
+        for r in runs:
+            labels = ", ".join(f"{k}={v}" for k, v in r.labels.items())
+            print(f"{r.run_id}  ({labels})")
+        return 0
+    options: dict[str, Any] = {}
+    if args.executor == "ray":
+        options["address"] = args.ray_address
+    elif args.executor == "slurm":
+        options["folder"] = args.slurm_folder
+        options["cluster"] = args.slurm_cluster
+        if args.slurm_partition:
+            options["slurm_partition"] = args.slurm_partition
+    executor = make_executor(args.executor, workers=args.workers, device=args.device, **options)
+    summary = run_grid(runs, args.store, executor, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(
+        f"grid {grid.name}: {summary.count('finished')} finished, {summary.count('skipped')} already done, "
+        f"{summary.count('failed')} failed; store: {args.store}"
+    )
+    for o in summary.outcomes:
+        if o.status == "failed":
+            first = o.error.strip().splitlines()[-1] if o.error else ""
+            print(f"  failed {o.run_id}: {first}", file=sys.stderr)
+    return 0 if summary.ok else 1
