@@ -26,7 +26,7 @@ examples:
 
 
 #: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
-COMMAND_MODULES = ("cmd_compress", "cmd_grid")
+COMMAND_MODULES = ("cmd_compress", "cmd_grid", "cmd_runs")
 
 
 class _Parser(argparse.ArgumentParser):

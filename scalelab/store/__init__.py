@@ -1,4 +1,5 @@
-"""Tabular data for scalelab: an immutable numpy-backed :class:`Table` and its readers.
+"""Tabular data and the run store: an immutable numpy-backed :class:`Table`, its readers,
+and :class:`RunStore`, the embedded (serverless) store of training runs.
 
 Only numpy and the standard library are imported here; Parquet support loads ``pyarrow``
 on first use and DataFrames (pandas, polars) are accepted by duck typing.
@@ -14,6 +15,7 @@ Examples
 from __future__ import annotations
 
 from scalelab.store.readers import read_table
+from scalelab.store.runs import RunBusyError, RunHandle, RunInfo, RunStore
 from scalelab.store.table import Table
 
-__all__ = ["Table", "read_table"]
+__all__ = ["RunBusyError", "RunHandle", "RunInfo", "RunStore", "Table", "read_table"]
