@@ -1,0 +1,1 @@
+"""Tests of the harness data side: vocabulary, sources, mixtures and the data stream."""
