@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("--store", required=True, metavar="ROOT", help="run store directory (created if absent)")
     p.add_argument("--executor", default="local", choices=["local", "ray", "slurm"])
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads per local run (default 1)")
     p.add_argument("--device", help="override every run's device (cpu, cuda)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local instance)")
     p.add_argument("--slurm-folder", default="slurm-logs", help="submitit log folder")
@@ -50,6 +51,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
         options["cluster"] = args.slurm_cluster
         if args.slurm_partition:
             options["slurm_partition"] = args.slurm_partition
+    if args.executor == "local":
+        options["threads"] = args.threads
     executor = make_executor(args.executor, workers=args.workers, device=args.device, **options)
     summary = run_grid(runs, args.store, executor, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(

@@ -26,7 +26,7 @@ examples:
 
 
 #: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
-COMMAND_MODULES = ("cmd_compress", "cmd_grid", "cmd_runs")
+COMMAND_MODULES = ("cmd_train", "cmd_grid", "cmd_runs", "cmd_compress")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -95,15 +95,19 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, workers: int = 1, device: str | None = None) -> None:
+    def __init__(self, workers: int = 1, device: str | None = None, threads: int = 1) -> None:
         if workers < 1:
             raise DataError(f"--workers must be at least 1, got {workers}")
+        if threads < 1:
+            raise DataError(f"--threads must be at least 1, got {threads}")
         self.workers = workers
         self.device = device
+        # one torch thread per run by default: small models gain little from more, results
+        # then do not depend on the machine's core count, and workers do not oversubscribe
+        self.threads = threads
 
     def map(self, root: str, run_ids: Sequence[str]) -> Iterable[RunOutcome]:
-        cores = os.cpu_count() or 1
-        threads = max(1, cores // self.workers)
+        threads = self.threads
         if self.workers == 1:
             for rid in run_ids:  # in this process: no pool start-up cost
                 yield execute_run(root, rid, threads, self.device)
@@ -186,9 +190,11 @@ class SubmititExecutor(Executor):
                 time.sleep(0.5)
 
 
-def make_executor(name: str, *, workers: int = 1, device: str | None = None, **options: Any) -> Executor:
+def make_executor(
+    name: str, *, workers: int = 1, device: str | None = None, threads: int = 1, **options: Any
+) -> Executor:
     if name == "local":
-        return LocalExecutor(workers=workers, device=device)
+        return LocalExecutor(workers=workers, device=device, threads=threads)
     if name == "ray":
         return RayExecutor(device=device, **options)
     if name == "slurm":

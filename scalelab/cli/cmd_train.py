@@ -1,0 +1,119 @@
+"""``scalelab train CONFIG.toml --store ROOT``: train (or resume) one run into a run store.
+
+Imports only the standard library at import time; torch is loaded when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "register", "run_train"]
+
+EXAMPLES = """\
+examples:
+  scalelab train experiments/modadd.toml --store runs/
+  scalelab train run.toml --store runs/ --run-id tiny-s0 --device cpu --threads 1
+Running the same command again resumes the run from its last checkpoint (or does nothing
+when it has finished). Metrics go to ROOT/RUN_ID/metrics.jsonl; list runs with `scalelab runs ROOT`.
+"""
+
+
+def register(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to an ``argparse`` subparsers object."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "train",
+        help="train one run from a TOML config into a run store (resumes if interrupted)",
+        description="Train one run: metrics, checkpoints and status are written to the store; "
+        "rerunning the command resumes from the last checkpoint.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", metavar="CONFIG", help="run config (.toml or .json; see docs/harness.md)")
+    p.add_argument("--store", required=True, metavar="ROOT", help="run store folder (created if absent)")
+    p.add_argument("--run-id", metavar="ID", help="run id (default: the config file's name without suffix)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="print only the final summary and errors")
+    p.set_defaults(handler=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Handler of ``scalelab train``; returns the exit code."""
+    from scalelab.errors import DataError
+    from scalelab.harness.config import load_config
+
+    config = load_config(args.config)  # every config error surfaces before torch is imported
+    if args.device:
+        config = config.with_device(args.device)
+    if args.threads is not None and args.threads < 1:
+        raise DataError(f"--threads must be at least 1, got {args.threads}")
+    run_id = args.run_id or Path(args.config).stem
+
+    import torch
+
+    from scalelab.harness.trainer import Progress, train
+    from scalelab.store.runs import RunStore
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = RunStore(args.store).run(run_id)
+
+    def show(p: Progress) -> None:
+        if not p.eval:
+            return
+        skills = "  ".join(
+            f"{skill} " + " ".join(f"{m} {v:.4g}" for m, v in metrics.items()) for skill, metrics in p.eval.items()
+        )
+        speed = f"  {p.tokens_per_s:,.0f} tok/s" if p.tokens_per_s else ""
+        online = "" if math.isnan(p.online_loss) else f"online_loss {p.online_loss:.4f}  "
+        print(f"step {p.step:>6}/{p.steps}  {online}{skills}{speed}", flush=True)
+
+    with run.lock():
+        summary = train(config, run, progress=None if args.quiet else show)
+    if summary.resumed_from == summary.steps:
+        print(f"run {run_id}: already finished at step {summary.steps}; nothing to do (store {args.store})")
+        return 0
+    resumed = f", resumed from step {summary.resumed_from}" if summary.resumed_from is not None else ""
+    print(
+        f"run {run_id}: {'finished' if summary.finished else 'stopped'} at step {summary.step}/{summary.steps}"
+        f"{resumed}; {summary.non_embedding_params:,} non-embedding params, {summary.tokens:,} tokens, "
+        f"{summary.flops:.3g} FLOPs, {summary.tokens_per_s:,.0f} tok/s on {summary.device} "
+        f"({summary.seconds:.1f} s); store {args.store}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``scalelab train`` with ``argv`` (the arguments after ``train``); returns the exit code.
+
+    Errors are handled as by :func:`scalelab.cli.main.main`: a one-line ``error:`` message on
+    stderr and exit code 2 for user errors, 130 on Ctrl-C.
+    """
+    from scalelab.cli.main import _Parser
+
+    parser = _Parser(prog="scalelab")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    register(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    from scalelab.errors import ScalelabError
+
+    try:
+        return int(args.handler(args) or 0)
+    except ScalelabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""Train one run: the step loop, its metric records, checkpoints and exact resumption.
+
+``train(config, run)`` builds the data stream, the model (from ``init_seed``) and AdamW, then
+runs ``config.steps`` updates. Step ``k`` (1-based) trains on batch ``k - 1`` of the
+:class:`~scalelab.harness.mixture.DataStream`, which is a pure function of ``(data_seed, k - 1)``.
+Every record carries the counters of the run after step ``k``: ``step = k``,
+``examples = k * batch_size``, ``tokens = k * batch_size * (seq_len - 1)`` (positions the model
+processed) and ``flops = 6 * non_embedding_params * tokens``.
+
+Records of step ``k``:
+
+* ``train/online_loss`` for ``all`` and for each source in the batch: the loss of batch ``k``
+  under the model *before* the update on it (the code length of the data, for compression
+  scores);
+* ``eval/loss`` (and ``eval/acc`` for tasks) per skill at the log-spaced eval steps (and step 0,
+  before training);
+* ``train/lr`` (the rate used for update ``k``) and ``train/tokens_per_s`` (tokens over the
+  wall clock of the training steps since the previous such record, evaluation excluded) at eval
+  steps, checkpoint steps and the last step.
+
+Records are appended to the store at eval steps, at checkpoints and at the end. A checkpoint at
+step ``k`` is written after every record of steps ``<= k`` is on disk, so on restart the trainer
+loads it, drops the records past ``k`` (``run.truncate_metrics``) and continues; every record
+except the wall-clock ``tokens_per_s`` is then identical, bit for bit on CPU, to an uninterrupted
+run's (all RNG states are restored, and batches depend only on the step) -- provided torch uses
+the same number of CPU threads, since that sets the order of floating-point reductions.
+
+``train`` takes the run's lock itself; the lock is re-entrant through the same handle, so a
+caller may already hold it (``with run.lock(): train(config, run)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from scalelab.errors import DataError
+from scalelab.harness.config import RunConfig
+from scalelab.harness.device import autocast, maybe_compile, resolve_precision, select_device
+from scalelab.harness.evaluation import (
+    EvalData,
+    eval_steps,
+    evaluate,
+    prepare_eval_sets,
+    token_losses,
+)
+from scalelab.harness.model import GPT, GPTConfig, count_params
+
+__all__ = ["CHECKPOINT_FORMAT", "Progress", "RunHandle", "TrainSummary", "lr_multiplier", "train"]
+
+CHECKPOINT_FORMAT = "scalelab.checkpoint/1"
+
+
+class RunHandle(Protocol):
+    """What the trainer needs from :class:`scalelab.store.runs.RunHandle`."""
+
+    @property
+    def exists(self) -> bool: ...
+    def lock(self) -> contextlib.AbstractContextManager[Any]: ...
+    def start(self, config: dict[str, Any], provenance: dict[str, Any]) -> None: ...
+    def config(self) -> dict[str, Any]: ...
+    def append_metrics(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+    def save_checkpoint(self, state: dict[str, Any]) -> None: ...
+    def load_checkpoint(self) -> dict[str, Any] | None: ...
+    def truncate_metrics(self, after_step: int) -> Any: ...
+    def set_status(self, status: str, **info: Any) -> None: ...
+    def read_metrics(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a ``progress`` callback receives after every training step (and after the step-0
+    evaluation of a fresh run, with ``online_loss`` NaN).
+
+    ``eval`` holds ``{skill: {metric: value}}`` at eval steps and is empty otherwise;
+    ``tokens_per_s`` is set where it was logged (eval and checkpoint steps).
+    """
+
+    step: int
+    steps: int
+    online_loss: float
+    eval: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    tokens_per_s: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """The outcome of :func:`train`.
+
+    ``final_eval`` is the evaluation at the last step trained (empty if training stopped between
+    eval steps); ``resumed_from`` is the checkpoint step training continued from (None: fresh).
+    """
+
+    step: int
+    steps: int
+    finished: bool
+    resumed_from: int | None
+    params: int
+    non_embedding_params: int
+    tokens: int
+    flops: float
+    final_eval: Mapping[str, Mapping[str, float]]
+    seconds: float
+    tokens_per_s: float
+    device: str
+
+
+def lr_multiplier(update: int, *, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """Learning-rate factor for ``update`` (0-based): linear warmup, then cosine to ``min_lr_ratio``.
+
+    Examples
+    --------
+    >>> [round(lr_multiplier(u, steps=10, warmup_steps=2, min_lr_ratio=0.1), 3) for u in (0, 1, 2, 9)]
+    [0.5, 1.0, 1.0, 0.134]
+    """
+    if update < warmup_steps:
+        return (update + 1) / warmup_steps
+    progress = (update - warmup_steps) / max(1, steps - warmup_steps)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# ----------------------------------------------------------------------------- building blocks
+def build_data(config: RunConfig) -> Any:
+    """The run's :class:`~scalelab.harness.mixture.DataStream` (sources built, schedule checked).
+
+    Raises
+    ------
+    DataError
+        A bad source option, a schedule that does not fit the run, or a ``seq_len`` too short
+        for some source's examples.
+    """
+    from scalelab.harness.mixture import DataStream, schedule_from_config
+    from scalelab.harness.sources import make_source
+
+    data = config.data
+    sources = {name: make_source(spec.kind, name=name, **dict(spec.options)) for name, spec in data.sources.items()}
+    stream = DataStream(sources, schedule_from_config(data.schedule.config()), config.data_seed,
+                        total_steps=config.steps)
+    need = stream.min_seq_len()
+    if data.seq_len < need:
+        worst = max(sources, key=lambda n: int(getattr(sources[n], "min_seq_len", lambda: 2)()))
+        raise DataError(f"data.seq_len is {data.seq_len} but source {worst!r} needs {need} "
+                        "(BOS + longest example + EOS); raise data.seq_len")
+    return stream
+
+
+def build_model(config: RunConfig, vocab_size: int) -> GPT:
+    """The run's model, initialised from a generator seeded with ``init_seed``."""
+    dims = config.model.dims()
+    cfg = GPTConfig(dims.n_layer, dims.n_head, dims.d_model, vocab_size, config.block_size, config.model.dropout)
+    return GPT(cfg, generator=torch.Generator().manual_seed(config.init_seed))
+
+
+def build_optimizer(model: nn.Module, config: RunConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with weight decay on matrices only (>= 2-D tensors) and the warmup + cosine schedule."""
+    o = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": o.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, eps=o.eps)
+
+    def factor(update: int) -> float:
+        return lr_multiplier(update, steps=config.steps, warmup_steps=o.warmup_steps, min_lr_ratio=o.min_lr_ratio)
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, numpy and Python global RNG states as tensors (loadable with ``weights_only``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available():  # CUDA
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():  # CUDA
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _provenance(config: RunConfig, device: torch.device, precision: str) -> dict[str, Any]:
+    """What the trainer adds to the store's provenance (versions, host, git, argv)."""
+    return {
+        "device": str(device),
+        "precision": precision,
+        "seeds": {"init": config.init_seed, "data": config.data_seed},
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _identity(config: RunConfig) -> dict[str, Any]:
+    """The config fields that define the experiment (the device a run uses may change)."""
+    d = config.to_dict()
+    d.pop("device", None)
+    return d
+
+
+# ----------------------------------------------------------------------------- the loop
+class _Recorder:
+    """Builds records with the step counters and buffers them until the next flush."""
+
+    def __init__(self, batch_size: int, seq_len: int, non_embedding: int) -> None:
+        self.batch_size = batch_size
+        self.positions = seq_len - 1
+        self.non_embedding = non_embedding
+        self.pending: list[dict[str, Any]] = []
+
+    def counters(self, step: int) -> dict[str, Any]:
+        tokens = step * self.batch_size * self.positions
+        return {"step": step, "examples": step * self.batch_size, "tokens": tokens,
+                "flops": 6.0 * self.non_embedding * tokens}
+
+    def add(self, step: int, split: str, source: str, metric: str, value: float) -> None:
+        v = None if value is None or not math.isfinite(value) else float(value)
+        self.pending.append({**self.counters(step), "split": split, "source": source, "metric": metric, "value": v})
+
+    def flush(self, run: RunHandle) -> None:
+        if self.pending:
+            run.append_metrics(self.pending)
+            self.pending = []
+
+
+def _start_run(config: RunConfig, run: RunHandle, device: torch.device, precision: str) -> None:
+    """Register the run, or check that an existing run (e.g. from a grid) has this config.
+
+    A grid stores the config as written; it is compared after validation and with defaults
+    filled in, ignoring the device (a run may resume on another device).
+    """
+    if not run.exists:
+        run.start(config.to_dict(), _provenance(config, device, precision))
+        return
+    try:
+        stored = RunConfig.from_dict(run.config())
+    except DataError as exc:
+        raise DataError(f"the run's stored config is not valid ({exc}); use a new run id") from None
+    new, old = _identity(config), _identity(stored)
+    if new != old:
+        first = next(k for k in [*new, *old] if new.get(k) != old.get(k))
+        raise DataError(f"the run already exists with a different config (it differs in {first!r}); "
+                        "use a new run id or the stored config")
+
+
+def train(
+    config: RunConfig,
+    run: RunHandle,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainSummary:
+    """Train (or resume) one run, writing metrics, checkpoints and status to ``run``.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The run. Sources, schedule and model are built (and fail with a DataError) before
+        anything is written.
+    run : RunHandle
+        The run's handle in a :class:`~scalelab.store.runs.RunStore` (registered here if new;
+        an existing run must have the same config, the device aside). A run that has a
+        checkpoint is resumed from it; a finished run is left as it is.
+    progress : callable, optional
+        Called with a :class:`Progress` after every step (an exception it raises stops
+        training like a crash: the run is marked failed and resumes from its last checkpoint).
+    stop_after : int, optional
+        Pause after this step: flush records, write a checkpoint and return with the status left
+        ``running`` (a later call resumes). ``None`` trains to ``config.steps``.
+
+    Returns
+    -------
+    TrainSummary
+    """
+    t_start = time.perf_counter()
+    device = select_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    if stop_after is not None and stop_after < 0:
+        raise DataError(f"stop_after must be >= 0, got {stop_after}")
+    from scalelab.harness.vocab import VOCAB_SIZE
+
+    stream = build_data(config)  # bad sources or schedules fail here, before any write
+    eval_sets = prepare_eval_sets(stream.eval_sets(config.data.seq_len), config.eval.max_examples, device)
+    source_names = list(stream.names)  # batch source_ids index into these
+    cuda = [torch.cuda.current_device()] if device.type == "cuda" else []  # CUDA
+    with run.lock():  # re-entrant: a caller may already hold it through the same handle
+        _start_run(config, run, device, precision)
+        with torch.random.fork_rng(devices=cuda):  # the caller's global torch RNG is left alone
+            try:
+                torch.manual_seed(config.init_seed)  # dropout's stream; restored from checkpoints
+                model = build_model(config, VOCAB_SIZE).to(device)
+                loop = _Loop(config, run, model, stream, source_names, eval_sets, device, precision, progress)
+                return loop.run(stop_after, t_start)
+            except BaseException as exc:
+                msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(Exception):  # the store itself may be what failed
+                    run.set_status("failed", error=(msg.splitlines() or [type(exc).__name__])[0])
+                raise
+
+
+class _Loop:
+    """One training session of a run (from scratch or from its checkpoint)."""
+
+    def __init__(self, config: RunConfig, run: RunHandle, model: GPT, stream: Any, source_names: list[str],
+                 eval_sets: list[EvalData], device: torch.device, precision: str,
+                 progress: Callable[[Progress], None] | None) -> None:
+        self.config, self.handle, self.raw_model, self.stream = config, run, model, stream
+        self.source_names = source_names
+        self.eval_sets = eval_sets
+        self.device, self.precision, self.progress = device, precision, progress
+        self.model = maybe_compile(model, config.compile)
+        self.optimizer, self.scheduler = build_optimizer(model, config)
+        self.params, self.non_embedding = count_params(model)
+        self.rec = _Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding)
+        self.eval_at = set(eval_steps(config.steps, config.eval.count))
+
+    # -- checkpoints
+    def _state(self, step: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "data_cursor": step,  # batches are a pure function of (data_seed, step)
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def _restore(self, state: Mapping[str, Any]) -> int:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise DataError(f"the run's checkpoint has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; start a new run id")
+        saved = RunConfig.from_dict(json.loads(state["config"]))
+        if _identity(saved) != _identity(self.config):
+            raise DataError("the run's checkpoint was written with a different config; use a new run id or the same config")
+        self.raw_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        return int(state["step"])
+
+    def _checkpoint(self, step: int) -> None:
+        self.rec.flush(self.handle)  # every record of steps <= step is on disk first
+        self.handle.save_checkpoint(self._state(step))
+
+    # -- evaluation and records
+    def _evaluate(self, step: int) -> dict[str, dict[str, float]]:
+        results = evaluate(self.model, self.eval_sets, batch_size=self.config.eval.batch_size,
+                           device=self.device, precision=self.precision)
+        for skill, metrics in results.items():
+            for metric, value in metrics.items():
+                self.rec.add(step, "eval", skill, metric, value)
+        return results
+
+    def _stored_eval(self, step: int) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for r in self.handle.read_metrics():
+            if r["step"] == step and r.get("split") == "eval":
+                value = r["value"]
+                out.setdefault(r["source"], {})[r["metric"]] = math.nan if value is None else value
+        return out
+
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        cfg = self.config.data
+        batch, source_ids = self.stream.batch(step - 1, cfg.batch_size, cfg.seq_len)
+        tokens = torch.from_numpy(batch.tokens).to(self.device, non_blocking=True)  # (B, T)
+        mask = torch.from_numpy(batch.loss_mask).to(self.device, non_blocking=True)  # (B, T-1)
+        return tokens, mask, np.asarray(source_ids)
+
+    def _online_losses(self, step: int, row_loss: torch.Tensor, row_count: torch.Tensor,
+                       source_ids: np.ndarray, loss: float) -> None:
+        sums = row_loss.detach().double().cpu().numpy()  # (B,)
+        counts = row_count.detach().cpu().numpy()  # (B,)
+        n = len(self.source_names)
+        by_src = np.bincount(source_ids, weights=sums, minlength=n)  # (S,)
+        tok_src = np.bincount(source_ids, weights=counts, minlength=n)  # (S,)
+        self.rec.add(step, "train", "all", "online_loss", loss)
+        for i in np.flatnonzero(tok_src):
+            self.rec.add(step, "train", self.source_names[i], "online_loss", by_src[i] / tok_src[i])
+
+    def run(self, stop_after: int | None, t_start: float) -> TrainSummary:
+        cfg = self.config
+        state = self.handle.load_checkpoint()
+        start = self._restore(state) if state is not None else 0
+        self.handle.truncate_metrics(after_step=start if state is not None else -1)
+        # Thread count is recorded because CPU reductions (and so the last bits) depend on it.
+        if start < cfg.steps:  # a finished run keeps its status as it is
+            self.handle.set_status("running", step=start, device=str(self.device), precision=self.precision,
+                                   torch_threads=torch.get_num_threads())
+        last_eval: dict[str, dict[str, float]] = {}
+        last_eval_step = -1
+        if start == 0:
+            last_eval, last_eval_step = self._evaluate(0), 0
+            self.rec.flush(self.handle)
+            if self.progress is not None:
+                self.progress(Progress(0, cfg.steps, math.nan, last_eval))
+        end = cfg.steps if stop_after is None else min(cfg.steps, max(stop_after, start))
+        every = cfg.checkpoint_every
+        window_tokens, window_time = 0, 0.0
+        total_tokens, total_time = 0, 0.0
+        positions = cfg.data.batch_size * (cfg.data.seq_len - 1)
+        self.model.train()
+        for step in range(start + 1, end + 1):
+            t0 = time.perf_counter()
+            tokens, mask, source_ids = self._batch(step)
+            x, y = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+            with autocast(self.device, self.precision):
+                logits = self.model(x)  # (B, T-1, V)
+            ce = token_losses(logits, y)  # (B, T-1) fp32
+            row_loss = (ce * mask).sum(dim=1)  # (B,)
+            row_count = mask.sum(dim=1)  # (B,)
+            loss = row_loss.sum() / row_count.sum().clamp(min=1)  # mean over loss tokens
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.optim.grad_clip)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_value = loss.item()
+            dt = time.perf_counter() - t0
+            window_tokens += positions
+            window_time += dt
+            self._online_losses(step, row_loss, row_count, source_ids, loss_value)
+            evals: dict[str, dict[str, float]] = {}
+            if step in self.eval_at:
+                evals = last_eval = self._evaluate(step)
+                last_eval_step = step
+            # Flush points depend on the config only (so a paused run logs what a straight one
+            # does): eval steps, checkpoint steps and the last step. A pause adds a checkpoint.
+            scheduled = step == cfg.steps or (every > 0 and step % every == 0)
+            tps = None
+            if evals or scheduled:
+                tps = window_tokens / window_time if window_time > 0 else math.nan
+                self.rec.add(step, "train", "all", "lr", lr)
+                self.rec.add(step, "train", "all", "tokens_per_s", tps)
+                total_tokens += window_tokens
+                total_time += window_time
+                window_tokens, window_time = 0, 0.0
+            if scheduled or step == end:
+                self._checkpoint(step)
+            elif evals:
+                self.rec.flush(self.handle)
+            if self.progress is not None:
+                self.progress(Progress(step, cfg.steps, loss_value, evals, tps))
+        final = max(end, start)
+        if last_eval_step != final:  # not evaluated in this session: read what was stored
+            last_eval = self._stored_eval(final)
+        finished = final >= cfg.steps
+        if finished and start < cfg.steps:
+            self.handle.set_status("finished", step=final, seconds=round(time.perf_counter() - t_start, 3))
+        tokens_done = final * positions
+        return TrainSummary(
+            step=final,
+            steps=cfg.steps,
+            finished=finished,
+            resumed_from=start if state is not None else None,
+            params=self.params,
+            non_embedding_params=self.non_embedding,
+            tokens=tokens_done,
+            flops=6.0 * self.non_embedding * tokens_done,
+            final_eval=last_eval,
+            seconds=time.perf_counter() - t_start,
+            tokens_per_s=total_tokens / total_time if total_time > 0 else math.nan,
+            device=str(self.device),
+        )
