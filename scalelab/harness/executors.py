@@ -165,7 +165,9 @@ class SubmititExecutor(Executor):
 
     name = "slurm"
 
-    def __init__(self, folder: str, cluster: str | None = None, device: str | None = None, **slurm: Any) -> None:
+    def __init__(
+        self, folder: str, cluster: str | None = None, device: str | None = None, threads: int = 1, **slurm: Any
+    ) -> None:
         try:
             import submitit
         except ImportError:
@@ -174,9 +176,10 @@ class SubmititExecutor(Executor):
         params = {"timeout_min": 60, **slurm}
         self.executor.update_parameters(**params)
         self.device = device
+        self.threads = threads
 
     def map(self, root: str, run_ids: Sequence[str]) -> Iterable[RunOutcome]:
-        jobs = [self.executor.submit(execute_run, root, rid, None, self.device) for rid in run_ids]
+        jobs = [self.executor.submit(execute_run, root, rid, self.threads, self.device) for rid in run_ids]
         remaining = list(jobs)
         while remaining:
             for job in list(remaining):

@@ -410,7 +410,8 @@ class _Loop:
         # Thread count is recorded because CPU reductions (and so the last bits) depend on it.
         if start < cfg.steps:  # a finished run keeps its status as it is
             self.handle.set_status("running", step=start, device=str(self.device), precision=self.precision,
-                                   torch_threads=torch.get_num_threads())
+                                   torch_threads=torch.get_num_threads(), n_params=self.params,
+                                   n_params_nonembedding=self.non_embedding)
         last_eval: dict[str, dict[str, float]] = {}
         last_eval_step = -1
         if start == 0:

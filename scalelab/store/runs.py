@@ -1068,12 +1068,23 @@ def _choose_config_columns(
     return chosen
 
 
+def _status_facts(info: RunInfo) -> dict[str, Any]:
+    """Facts the trainer learns only when it builds the model (parameter counts), from status.json."""
+    try:
+        status = json.loads((Path(info.path) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(status, dict):
+        return {}
+    return {k: status[k] for k in ("n_params", "n_params_nonembedding") if k in status}
+
+
 def _tidy_table(
     runs: list[tuple[RunInfo, list[dict[str, Any]]]],
     config_columns: Sequence[str] | str | None,
     source: str,
 ) -> Table:
-    flat = [flatten_config(info.config) for info, _ in runs]
+    flat = [{**flatten_config(info.config), **_status_facts(info)} for info, _ in runs]
     config_keys = _choose_config_columns(flat, config_columns)
     extras: dict[str, None] = {}
     for _, records in runs:
