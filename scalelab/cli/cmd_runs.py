@@ -142,27 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     in :func:`scalelab.cli.main.main`: a :class:`~scalelab.errors.ScalelabError` prints one
     ``error:`` line and returns 2.
     """
-    from scalelab.cli.main import _Parser
+    from scalelab.cli.main import run_commands
 
-    parser = _Parser(prog="scalelab")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    register(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    from scalelab.errors import ScalelabError
-
-    try:
-        return int(args.handler(args) or 0)
-    except ScalelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    return run_commands(argv, register)
 
 
 if __name__ == "__main__":  # pragma: no cover

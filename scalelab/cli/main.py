@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from scalelab._version import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "dispatch", "main", "run_commands"]
 
 EXAMPLES = """\
 examples:
@@ -62,7 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``scalelab`` console script; returns the exit code."""
-    parser = build_parser()
+    return dispatch(build_parser(), argv)
+
+
+def run_commands(argv: Sequence[str] | None, *registers: Callable[[Any], None]) -> int:
+    """Run ``argv`` against a parser holding only the given commands (for a module's ``main``)."""
+    parser = _Parser(prog="scalelab")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for register in registers:
+        register(sub)
+    return dispatch(parser, argv)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse, call the chosen handler, and turn user errors into one ``error:`` line (exit 2)."""
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
