@@ -1,5 +1,10 @@
 """``scalelab train CONFIG.toml --store ROOT``: train (or resume) one run into a run store.
 
+Under ``torchrun --nproc_per_node N -m scalelab train ...`` the run is trained data-parallel on
+``N`` processes (see :mod:`scalelab.harness.distributed`): rank 0 alone writes the store and
+prints progress, the summary and errors; the other ranks print nothing and exit with the same
+code (an error they share with rank 0, e.g. a bad config, is reported once).
+
 Imports only the standard library at import time; torch is loaded when the command runs.
 """
 
@@ -18,6 +23,7 @@ EXAMPLES = """\
 examples:
   scalelab train experiments/modadd.toml --store runs/
   scalelab train run.toml --store runs/ --run-id tiny-s0 --device cpu --threads 1
+  torchrun --standalone --nproc_per_node 2 -m scalelab train run.toml --store runs/
 Running the same command again resumes the run from its last checkpoint (or does nothing
 when it has finished). Metrics go to ROOT/RUN_ID/metrics.jsonl; list runs with `scalelab runs ROOT`.
 """
@@ -43,8 +49,33 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _rank() -> int:
+    """This process's torchrun rank (0 outside torchrun or for a malformed value)."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
-    """Handler of ``scalelab train``; returns the exit code."""
+    """Handler of ``scalelab train``; returns the exit code.
+
+    Under torchrun, ranks other than 0 return 2 on a :class:`~scalelab.errors.ScalelabError`
+    without printing it (rank 0 prints it).
+    """
+    from scalelab.errors import ScalelabError
+
+    if _rank() == 0:
+        return _run_train(args)
+    try:
+        return _run_train(args)
+    except ScalelabError:
+        return 2
+
+
+def _run_train(args: argparse.Namespace) -> int:
     from scalelab.errors import DataError
     from scalelab.harness.config import load_config
 
@@ -57,12 +88,18 @@ def run_train(args: argparse.Namespace) -> int:
 
     import torch
 
+    from scalelab.harness import distributed
     from scalelab.harness.trainer import Progress, train
-    from scalelab.store.runs import RunStore
+    from scalelab.store.runs import RunHandle, RunStore
 
+    launch = distributed.current_launch()
+    if launch is not None:  # before the store is created
+        distributed.check_batch_size(config.data.batch_size, launch.world_size)
+    main = launch is None or launch.is_main
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = RunStore(args.store).run(run_id)
+    # Ranks other than 0 never touch the store: their handle is not even created on disk.
+    run = RunStore(args.store).run(run_id) if main else RunHandle(args.store, run_id)
 
     def show(p: Progress) -> None:
         if not p.eval:
@@ -74,16 +111,22 @@ def run_train(args: argparse.Namespace) -> int:
         online = "" if math.isnan(p.online_loss) else f"online_loss {p.online_loss:.4f}  "
         print(f"step {p.step:>6}/{p.steps}  {online}{skills}{speed}", flush=True)
 
-    with run.lock():
-        summary = train(config, run, progress=None if args.quiet else show)
+    if launch is None:
+        with run.lock():
+            summary = train(config, run, progress=None if args.quiet else show)
+    else:  # rank 0 takes the lock inside train and tells the other ranks if it cannot
+        summary = train(config, run, progress=None if args.quiet or not main else show)
+        if not main:
+            return 0
     if summary.resumed_from == summary.steps:
         print(f"run {run_id}: already finished at step {summary.steps}; nothing to do (store {args.store})")
         return 0
+    ranks = f" x {summary.world_size} processes" if summary.world_size > 1 else ""
     resumed = f", resumed from step {summary.resumed_from}" if summary.resumed_from is not None else ""
     print(
         f"run {run_id}: {'finished' if summary.finished else 'stopped'} at step {summary.step}/{summary.steps}"
         f"{resumed}; {summary.non_embedding_params:,} non-embedding params, {summary.tokens:,} tokens, "
-        f"{summary.flops:.3g} FLOPs, {summary.tokens_per_s:,.0f} tok/s on {summary.device} "
+        f"{summary.flops:.3g} FLOPs, {summary.tokens_per_s:,.0f} tok/s on {summary.device}{ranks} "
         f"({summary.seconds:.1f} s); store {args.store}"
     )
     return 0

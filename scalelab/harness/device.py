@@ -15,7 +15,7 @@ from torch import nn
 
 from scalelab.errors import DataError
 
-__all__ = ["DEVICES", "PRECISIONS", "autocast", "maybe_compile", "resolve_precision", "select_device"]
+__all__ = ["DEVICES", "PRECISIONS", "autocast", "maybe_compile", "rank_device", "resolve_precision", "select_device"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -38,6 +38,25 @@ def select_device(name: str = "auto") -> torch.device:
     if name == "cuda":
         raise DataError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
     return torch.device("cpu")
+
+
+def rank_device(device: torch.device, local_rank: int) -> torch.device:
+    """The device of a data-parallel rank: ``cuda:LOCAL_RANK`` (made current) on CUDA, else ``device``.
+
+    Raises
+    ------
+    DataError
+        When the host has fewer GPUs than ``local_rank + 1``.
+    """
+    if device.type != "cuda":
+        return device
+    count = torch.cuda.device_count()  # CUDA
+    if local_rank >= count:  # CUDA
+        raise DataError(f"LOCAL_RANK {local_rank} needs GPU {local_rank} but this host has {count}; "
+                        "start at most one process per GPU (torchrun --nproc_per_node)")
+    rank_dev = torch.device("cuda", local_rank)  # CUDA
+    torch.cuda.set_device(rank_dev)  # CUDA
+    return rank_dev
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -27,15 +27,28 @@ the same number of CPU threads, since that sets the order of floating-point redu
 
 ``train`` takes the run's lock itself; the lock is re-entrant through the same handle, so a
 caller may already hold it (``with run.lock(): train(config, run)``).
+
+Data parallel (``torchrun``, see :mod:`scalelab.harness.distributed`): when the process is one of
+``world_size > 1`` ranks, every rank builds the step's global batch of ``data.batch_size`` rows
+and trains a :class:`~torch.nn.parallel.DistributedDataParallel` replica on its contiguous shard.
+Each rank's loss is ``world_size * (sum of its rows' masked token losses) / (masked tokens of
+the global batch)``; DDP averages gradients over ranks, so the update is that of one process on
+the global batch (the count comes from the global batch's mask, which every rank holds). Rank 0
+alone holds the run's lock and writes the store; it evaluates (on the unwrapped model) while the
+other ranks wait at a barrier. The per-row losses are gathered so ``online_loss`` is the global
+batch's. Checkpoints hold the unwrapped model and every rank's RNG state, so a run resumes on
+any number of processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,10 +56,18 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from scalelab.errors import DataError
+from scalelab.errors import DataError, ScalelabError
+from scalelab.harness import distributed
 from scalelab.harness.config import RunConfig
-from scalelab.harness.device import autocast, maybe_compile, resolve_precision, select_device
+from scalelab.harness.device import (
+    autocast,
+    maybe_compile,
+    rank_device,
+    resolve_precision,
+    select_device,
+)
 from scalelab.harness.evaluation import (
     EvalData,
     eval_steps,
@@ -99,6 +120,9 @@ class TrainSummary:
 
     ``final_eval`` is the evaluation at the last step trained (empty if training stopped between
     eval steps); ``resumed_from`` is the checkpoint step training continued from (None: fresh).
+    ``world_size`` is the number of data-parallel processes (1: a single process); every rank
+    returns rank 0's summary (with its own ``device``), and ``tokens_per_s`` counts the global
+    batch.
     """
 
     step: int
@@ -113,6 +137,7 @@ class TrainSummary:
     seconds: float
     tokens_per_s: float
     device: str
+    world_size: int = 1
 
 
 def lr_multiplier(update: int, *, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
@@ -205,13 +230,14 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _provenance(config: RunConfig, device: torch.device, precision: str) -> dict[str, Any]:
+def _provenance(config: RunConfig, device: torch.device, precision: str, world_size: int) -> dict[str, Any]:
     """What the trainer adds to the store's provenance (versions, host, git, argv)."""
     return {
         "device": str(device),
         "precision": precision,
         "seeds": {"init": config.init_seed, "data": config.data_seed},
         "torch_threads": torch.get_num_threads(),
+        "world_size": world_size,
     }
 
 
@@ -226,10 +252,11 @@ def _identity(config: RunConfig) -> dict[str, Any]:
 class _Recorder:
     """Builds records with the step counters and buffers them until the next flush."""
 
-    def __init__(self, batch_size: int, seq_len: int, non_embedding: int) -> None:
+    def __init__(self, batch_size: int, seq_len: int, non_embedding: int, *, enabled: bool = True) -> None:
         self.batch_size = batch_size
         self.positions = seq_len - 1
         self.non_embedding = non_embedding
+        self.enabled = enabled  # False on data-parallel ranks other than 0: they record nothing
         self.pending: list[dict[str, Any]] = []
 
     def counters(self, step: int) -> dict[str, Any]:
@@ -238,6 +265,8 @@ class _Recorder:
                 "flops": 6.0 * self.non_embedding * tokens}
 
     def add(self, step: int, split: str, source: str, metric: str, value: float) -> None:
+        if not self.enabled:
+            return
         v = None if value is None or not math.isfinite(value) else float(value)
         self.pending.append({**self.counters(step), "split": split, "source": source, "metric": metric, "value": v})
 
@@ -247,14 +276,14 @@ class _Recorder:
             self.pending = []
 
 
-def _start_run(config: RunConfig, run: RunHandle, device: torch.device, precision: str) -> None:
+def _start_run(config: RunConfig, run: RunHandle, device: torch.device, precision: str, world_size: int) -> None:
     """Register the run, or check that an existing run (e.g. from a grid) has this config.
 
     A grid stores the config as written; it is compared after validation and with defaults
     filled in, ignoring the device (a run may resume on another device).
     """
     if not run.exists:
-        run.start(config.to_dict(), _provenance(config, device, precision))
+        run.start(config.to_dict(), _provenance(config, device, precision, world_size))
         return
     try:
         stored = RunConfig.from_dict(run.config())
@@ -267,6 +296,36 @@ def _start_run(config: RunConfig, run: RunHandle, device: torch.device, precisio
                         "use a new run id or the stored config")
 
 
+def _on_main(group: distributed.Group | None, fn: Callable[[], Any]) -> Any:
+    """Call ``fn`` on rank 0 only and hand its result, or its failure, to every rank.
+
+    Other ranks raise a :class:`DataError` with rank 0's message when rank 0's error was a
+    :class:`~scalelab.errors.ScalelabError` (a bad store, a busy run, a config mismatch), and a
+    ``RuntimeError`` naming it otherwise, instead of waiting for a rank that has given up.
+    """
+    if group is None:
+        return fn()
+    result: Any = None
+    error: BaseException | None = None
+    if group.is_main:
+        try:
+            result = fn()
+        except Exception as exc:
+            error = exc
+    if error is None:
+        outcome = group.broadcast(("ok", result))
+    else:
+        outcome = group.broadcast(("error", isinstance(error, ScalelabError), f"{type(error).__name__}: {error}"))
+    if error is not None:
+        raise error
+    if outcome[0] == "error":
+        _, user_error, message = outcome
+        if user_error:
+            raise DataError(message.split(": ", 1)[1])
+        raise RuntimeError(f"rank 0 failed: {message}")
+    return outcome[1]
+
+
 def train(
     config: RunConfig,
     run: RunHandle,
@@ -275,6 +334,14 @@ def train(
     stop_after: int | None = None,
 ) -> TrainSummary:
     """Train (or resume) one run, writing metrics, checkpoints and status to ``run``.
+
+    Launched by ``torchrun`` with more than one process (``RANK``, ``WORLD_SIZE`` and
+    ``LOCAL_RANK`` set), or called inside an initialised process group of more than one
+    process, every rank must call ``train`` with the same arguments: the run is then trained
+    data-parallel (see the module docstring) and rank 0 alone uses ``run`` and ``progress``. The
+    default process group (``nccl`` on CUDA, ``gloo`` on CPU) is initialised here unless it
+    exists, and then kept for later calls until the process exits
+    (:func:`scalelab.harness.distributed.process_group`).
 
     Parameters
     ----------
@@ -295,60 +362,114 @@ def train(
     Returns
     -------
     TrainSummary
+
+    Raises
+    ------
+    DataError
+        For a bad config, source or store, and, data-parallel, a ``data.batch_size`` that is not
+        a multiple of the world size (checked before anything is built or written).
     """
     t_start = time.perf_counter()
+    launch = distributed.current_launch()
+    if launch is not None:
+        distributed.check_batch_size(config.data.batch_size, launch.world_size)
     device = select_device(config.device)
+    if launch is not None:
+        device = rank_device(device, launch.local_rank)
     precision = resolve_precision(config.precision, device)
     if stop_after is not None and stop_after < 0:
         raise DataError(f"stop_after must be >= 0, got {stop_after}")
     from scalelab.harness.vocab import VOCAB_SIZE
 
+    main = launch is None or launch.is_main
+    world_size = 1 if launch is None else launch.world_size
     stream = build_data(config)  # bad sources or schedules fail here, before any write
-    eval_sets = prepare_eval_sets(stream.eval_sets(config.data.seq_len), config.eval.max_examples, device)
+    eval_sets = prepare_eval_sets(stream.eval_sets(config.data.seq_len), config.eval.max_examples, device) if main else []
     source_names = list(stream.names)  # batch source_ids index into these
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []  # CUDA
-    with run.lock():  # re-entrant: a caller may already hold it through the same handle
-        _start_run(config, run, device, precision)
+    with distributed.process_group(launch, device) as group, contextlib.ExitStack() as held:
+
+        def open_run() -> None:  # rank 0: one writer per run
+            held.enter_context(run.lock())  # re-entrant: a caller may already hold it through the same handle
+            _start_run(config, run, device, precision, world_size)
+
+        _on_main(group, open_run)
         with torch.random.fork_rng(devices=cuda):  # the caller's global torch RNG is left alone
+            loop: _Loop | None = None
             try:
-                torch.manual_seed(config.init_seed)  # dropout's stream; restored from checkpoints
+                # dropout's stream (restored from checkpoints); ranks > 0 get streams of their own
+                torch.manual_seed(config.init_seed if launch is None or main else
+                                  distributed.rank_seed(config.init_seed, launch.rank, 0))
                 model = build_model(config, VOCAB_SIZE).to(device)
-                loop = _Loop(config, run, model, stream, source_names, eval_sets, device, precision, progress)
-                return loop.run(stop_after, t_start)
+                state = _on_main(group, run.load_checkpoint)
+                loop = _Loop(config, run, model, stream, source_names, eval_sets, device, precision,
+                             progress if main else None, group)
+                return loop.run(state, stop_after, t_start)
             except BaseException as exc:
-                msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-                with contextlib.suppress(Exception):  # the store itself may be what failed
-                    run.set_status("failed", error=(msg.splitlines() or [type(exc).__name__])[0])
+                if main:
+                    msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+                    with contextlib.suppress(Exception):  # the store itself may be what failed
+                        run.set_status("failed", error=(msg.splitlines() or [type(exc).__name__])[0])
+                if group is not None:  # the traceback's frames must not keep the DDP wrapper alive
+                    traceback.clear_frames(exc.__traceback__)
                 raise
+            finally:
+                # Drop the DistributedDataParallel wrapper now: alive at exit, it can make the
+                # process abort when the process group goes (see distributed.shutdown).
+                loop = None
 
 
 class _Loop:
-    """One training session of a run (from scratch or from its checkpoint)."""
+    """One training session of a run (from scratch or from its checkpoint).
+
+    With a process ``group`` (data parallel), ``model`` is wrapped in DistributedDataParallel for
+    training, each rank trains on its shard of the global batch, and only rank 0 records,
+    evaluates and writes; the other ranks meet it at barriers after its work at eval, flush and
+    checkpoint steps.
+    """
 
     def __init__(self, config: RunConfig, run: RunHandle, model: GPT, stream: Any, source_names: list[str],
                  eval_sets: list[EvalData], device: torch.device, precision: str,
-                 progress: Callable[[Progress], None] | None) -> None:
+                 progress: Callable[[Progress], None] | None, group: distributed.Group | None = None) -> None:
         self.config, self.handle, self.raw_model, self.stream = config, run, model, stream
         self.source_names = source_names
         self.eval_sets = eval_sets
         self.device, self.precision, self.progress = device, precision, progress
-        self.model = maybe_compile(model, config.compile)
+        self.group = group
+        self.main = group is None or group.is_main
+        self.rows: slice | None = None  # this rank's rows of the global batch (data parallel)
+        if group is None:
+            self.model = self.eval_model = maybe_compile(model, config.compile)
+        else:
+            self.rows = distributed.shard(config.data.batch_size, group.launch)
+            ids = [device.index] if device.type == "cuda" else None  # CUDA
+            ddp = DistributedDataParallel(model, device_ids=ids)  # broadcasts rank 0's weights
+            self.model = maybe_compile(ddp, config.compile)
+            self.eval_model = maybe_compile(model, config.compile)  # rank 0 evaluates alone
         self.optimizer, self.scheduler = build_optimizer(model, config)
         self.params, self.non_embedding = count_params(model)
-        self.rec = _Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding)
+        self.rec = _Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding, enabled=self.main)
         self.eval_at = set(eval_steps(config.steps, config.eval.count))
 
+    @property
+    def rank(self) -> int:
+        return 0 if self.group is None else self.group.rank
+
+    @property
+    def world_size(self) -> int:
+        return 1 if self.group is None else self.group.world_size
+
     # -- checkpoints
-    def _state(self, step: int) -> dict[str, Any]:
+    def _state(self, step: int, rng: dict[str, Any]) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
             "step": step,
             "data_cursor": step,  # batches are a pure function of (data_seed, step)
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
-            "model": self.raw_model.state_dict(),
+            "model": self.raw_model.state_dict(),  # unwrapped: no DDP "module." prefix
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": rng_state(),
+            "rng": rng,  # rank 0's (the only one of a single process)
         }
 
     def _restore(self, state: Mapping[str, Any]) -> int:
@@ -360,16 +481,30 @@ class _Loop:
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        return int(state["step"])
+        step = int(state["step"])
+        per_rank = state.get("rng_ranks")  # a data-parallel checkpoint: every rank's RNG states
+        if per_rank is not None and len(per_rank) == self.world_size:
+            set_rng_state(per_rank[self.rank])
+        elif self.rank == 0:
+            set_rng_state(state["rng"])
+        else:  # resumed on another world size: this rank's dropout stream starts afresh
+            torch.manual_seed(distributed.rank_seed(self.config.init_seed, self.rank, step))
+        return step
 
     def _checkpoint(self, step: int) -> None:
+        rng = rng_state()
+        per_rank = self.group.gather(rng) if self.group is not None else None  # every rank takes part
+        if not self.main:
+            return
         self.rec.flush(self.handle)  # every record of steps <= step is on disk first
-        self.handle.save_checkpoint(self._state(step))
+        state = self._state(step, rng)
+        if per_rank is not None:
+            state["rng_ranks"] = per_rank
+        self.handle.save_checkpoint(state)
 
     # -- evaluation and records
     def _evaluate(self, step: int) -> dict[str, dict[str, float]]:
-        results = evaluate(self.model, self.eval_sets, batch_size=self.config.eval.batch_size,
+        results = evaluate(self.eval_model, self.eval_sets, batch_size=self.config.eval.batch_size,
                            device=self.device, precision=self.precision)
         for skill, metrics in results.items():
             for metric, value in metrics.items():
@@ -384,12 +519,20 @@ class _Loop:
                 out.setdefault(r["source"], {})[r["metric"]] = math.nan if value is None else value
         return out
 
-    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, torch.Tensor | None]:
+        """This rank's rows of batch ``step`` (all of them in a single process): ``tokens`` (b, T),
+        ``loss_mask`` (b, T-1), the global batch's ``source_ids`` (B,) and, data parallel, the
+        global batch's per-row masked-token counts (B,) (``None`` in a single process)."""
         cfg = self.config.data
         batch, source_ids = self.stream.batch(step - 1, cfg.batch_size, cfg.seq_len)
-        tokens = torch.from_numpy(batch.tokens).to(self.device, non_blocking=True)  # (B, T)
-        mask = torch.from_numpy(batch.loss_mask).to(self.device, non_blocking=True)  # (B, T-1)
-        return tokens, mask, np.asarray(source_ids)
+        tokens_np, mask_np = batch.tokens, batch.loss_mask  # (B, T), (B, T-1)
+        counts = None
+        if self.rows is not None:
+            counts = torch.from_numpy(mask_np.sum(axis=1, dtype=np.int64)).to(self.device)  # (B,)
+            tokens_np, mask_np = tokens_np[self.rows], mask_np[self.rows]  # (b, T), (b, T-1)
+        tokens = torch.from_numpy(np.ascontiguousarray(tokens_np)).to(self.device, non_blocking=True)
+        mask = torch.from_numpy(np.ascontiguousarray(mask_np)).to(self.device, non_blocking=True)
+        return tokens, mask, np.asarray(source_ids), counts
 
     def _online_losses(self, step: int, row_loss: torch.Tensor, row_count: torch.Tensor,
                        source_ids: np.ndarray, loss: float) -> None:
@@ -402,60 +545,76 @@ class _Loop:
         for i in np.flatnonzero(tok_src):
             self.rec.add(step, "train", self.source_names[i], "online_loss", by_src[i] / tok_src[i])
 
-    def run(self, stop_after: int | None, t_start: float) -> TrainSummary:
+    def _sync(self) -> None:
+        """Data parallel: wait for rank 0's evaluation and store writes of this step."""
+        if self.group is not None:
+            self.group.barrier()
+
+    def run(self, state: Mapping[str, Any] | None, stop_after: int | None, t_start: float) -> TrainSummary:
         cfg = self.config
-        state = self.handle.load_checkpoint()
         start = self._restore(state) if state is not None else 0
-        self.handle.truncate_metrics(after_step=start if state is not None else -1)
+        if self.main:
+            self.handle.truncate_metrics(after_step=start if state is not None else -1)
         # Thread count is recorded because CPU reductions (and so the last bits) depend on it.
-        if start < cfg.steps:  # a finished run keeps its status as it is
+        if self.main and start < cfg.steps:  # a finished run keeps its status as it is
             self.handle.set_status("running", step=start, device=str(self.device), precision=self.precision,
-                                   torch_threads=torch.get_num_threads(), n_params=self.params,
-                                   n_params_nonembedding=self.non_embedding)
+                                   torch_threads=torch.get_num_threads(), world_size=self.world_size,
+                                   n_params=self.params, n_params_nonembedding=self.non_embedding)
         last_eval: dict[str, dict[str, float]] = {}
         last_eval_step = -1
         if start == 0:
-            last_eval, last_eval_step = self._evaluate(0), 0
-            self.rec.flush(self.handle)
-            if self.progress is not None:
-                self.progress(Progress(0, cfg.steps, math.nan, last_eval))
+            if self.main:
+                last_eval, last_eval_step = self._evaluate(0), 0
+                self.rec.flush(self.handle)
+                if self.progress is not None:
+                    self.progress(Progress(0, cfg.steps, math.nan, last_eval))
+            self._sync()
         end = cfg.steps if stop_after is None else min(cfg.steps, max(stop_after, start))
         every = cfg.checkpoint_every
         window_tokens, window_time = 0, 0.0
         total_tokens, total_time = 0, 0.0
-        positions = cfg.data.batch_size * (cfg.data.seq_len - 1)
+        positions = cfg.data.batch_size * (cfg.data.seq_len - 1)  # of the global batch
         self.model.train()
         for step in range(start + 1, end + 1):
             t0 = time.perf_counter()
-            tokens, mask, source_ids = self._batch(step)
-            x, y = tokens[:, :-1], tokens[:, 1:]  # (B, T-1) each
+            tokens, mask, source_ids, global_counts = self._batch(step)
+            x, y = tokens[:, :-1], tokens[:, 1:]  # (b, T-1) each
             with autocast(self.device, self.precision):
-                logits = self.model(x)  # (B, T-1, V)
-            ce = token_losses(logits, y)  # (B, T-1) fp32
-            row_loss = (ce * mask).sum(dim=1)  # (B,)
-            row_count = mask.sum(dim=1)  # (B,)
-            loss = row_loss.sum() / row_count.sum().clamp(min=1)  # mean over loss tokens
+                logits = self.model(x)  # (b, T-1, V)
+            ce = token_losses(logits, y)  # (b, T-1) fp32
+            row_loss = (ce * mask).sum(dim=1)  # (b,)
+            row_count = mask.sum(dim=1)  # (b,)
+            if global_counts is None:
+                loss = row_loss.sum() / row_count.sum().clamp(min=1)  # mean over loss tokens
+            else:  # DDP averages gradients over ranks: world_size * this rank's share of the global mean
+                loss = row_loss.sum() / global_counts.sum().clamp(min=1) * self.world_size
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if cfg.optim.grad_clip > 0:
+            if cfg.optim.grad_clip > 0:  # gradients are already averaged over ranks here
                 torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.optim.grad_clip)
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.scheduler.step()
+            if self.group is not None and global_counts is not None:  # the global batch's losses
+                row_loss = self.group.all_gather_rows(row_loss.detach())  # (B,)
+                row_count = global_counts  # (B,)
+                loss = row_loss.sum() / row_count.sum().clamp(min=1)
             loss_value = loss.item()
             dt = time.perf_counter() - t0
             window_tokens += positions
             window_time += dt
-            self._online_losses(step, row_loss, row_count, source_ids, loss_value)
+            if self.main:
+                self._online_losses(step, row_loss, row_count, source_ids, loss_value)
+            is_eval = step in self.eval_at
             evals: dict[str, dict[str, float]] = {}
-            if step in self.eval_at:
+            if is_eval and self.main:
                 evals = last_eval = self._evaluate(step)
                 last_eval_step = step
             # Flush points depend on the config only (so a paused run logs what a straight one
             # does): eval steps, checkpoint steps and the last step. A pause adds a checkpoint.
             scheduled = step == cfg.steps or (every > 0 and step % every == 0)
             tps = None
-            if evals or scheduled:
+            if is_eval or scheduled:
                 tps = window_tokens / window_time if window_time > 0 else math.nan
                 self.rec.add(step, "train", "all", "lr", lr)
                 self.rec.add(step, "train", "all", "tokens_per_s", tps)
@@ -464,18 +623,20 @@ class _Loop:
                 window_tokens, window_time = 0, 0.0
             if scheduled or step == end:
                 self._checkpoint(step)
-            elif evals:
+            elif is_eval and self.main:
                 self.rec.flush(self.handle)
             if self.progress is not None:
                 self.progress(Progress(step, cfg.steps, loss_value, evals, tps))
+            if is_eval or scheduled or step == end:
+                self._sync()
         final = max(end, start)
-        if last_eval_step != final:  # not evaluated in this session: read what was stored
+        if self.main and last_eval_step != final:  # not evaluated in this session: read what was stored
             last_eval = self._stored_eval(final)
         finished = final >= cfg.steps
-        if finished and start < cfg.steps:
+        if self.main and finished and start < cfg.steps:
             self.handle.set_status("finished", step=final, seconds=round(time.perf_counter() - t_start, 3))
         tokens_done = final * positions
-        return TrainSummary(
+        summary = TrainSummary(
             step=final,
             steps=cfg.steps,
             finished=finished,
@@ -488,4 +649,8 @@ class _Loop:
             seconds=time.perf_counter() - t_start,
             tokens_per_s=total_tokens / total_time if total_time > 0 else math.nan,
             device=str(self.device),
+            world_size=self.world_size,
         )
+        if self.group is not None:  # rank 0's evaluation and timings, this rank's device
+            summary = dataclasses.replace(self.group.broadcast(summary), device=str(self.device))
+        return summary
