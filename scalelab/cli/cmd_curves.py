@@ -443,27 +443,10 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``scalelab curves`` / ``scalelab speedup`` alone; returns the exit code.
 
-    Builds a parser with only these two commands and handles errors as
-    :func:`scalelab.cli.main.main` does: a :class:`~scalelab.errors.ScalelabError` prints one
-    ``error: ...`` line on stderr and returns 2.
+    Errors are handled as in :func:`scalelab.cli.main.main`: a
+    :class:`~scalelab.errors.ScalelabError` prints one ``error: ...`` line on stderr and
+    returns 2.
     """
-    from scalelab.cli.main import _Parser
-    from scalelab.errors import ScalelabError
+    from scalelab.cli.main import run_commands
 
-    parser = _Parser(prog="scalelab", description="scalelab curves / speedup")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    register(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.handler(args) or 0)
-    except ScalelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    return run_commands(argv, register)

@@ -27,7 +27,7 @@ examples:
 
 
 #: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
-COMMAND_MODULES = ("cmd_train", "cmd_grid", "cmd_runs", "cmd_compress")
+COMMAND_MODULES = ("cmd_curves", "cmd_compress", "cmd_train", "cmd_grid", "cmd_runs")
 
 
 class _Parser(argparse.ArgumentParser):
