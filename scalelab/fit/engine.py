@@ -369,12 +369,14 @@ def _fit_stats(problem: Problem, u: np.ndarray, k: int) -> dict[str, float]:
     err = pred - problem.y
     n = problem.n
     rss_log = float(np.sum((problem.residuals(u[None])[0]) ** 2))
+    nonzero = problem.y != 0
     # Gaussian likelihood on the residual space, for comparing laws on the same data
     aic = n * math.log(max(rss_log / n, 1e-300)) + 2 * k
     bic = n * math.log(max(rss_log / n, 1e-300)) + k * math.log(n)
     return {
         "rmse": float(np.sqrt(np.mean(err**2))),
-        "mape": float(np.mean(np.abs(err / problem.y))),
+        # relative error over the points where it is defined (accuracies can be exactly 0)
+        "mape": float(np.mean(np.abs(err[nonzero] / problem.y[nonzero]))) if nonzero.any() else math.nan,
         "max_abs_error": float(np.max(np.abs(err))),
         "rmse_residual_space": math.sqrt(rss_log / n),
         "aic": aic,
