@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from scalelab.errors import DataError
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "read_toml_or_json"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -33,3 +34,25 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_toml_or_json(path: str | os.PathLike[str], what: str) -> Any:
+    """Parse a ``.json`` file as JSON and anything else as TOML; ``what`` names it in errors."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{what} file {str(p)!r} not found") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {what} file {str(p)!r}: {exc.strerror or exc}") from None
+    kind = "JSON" if p.suffix == ".json" else "TOML"
+    try:
+        if kind == "JSON":
+            import json
+
+            return json.loads(raw)
+        import tomllib
+
+        return tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{what} file {str(p)!r} is not valid {kind}: {exc}") from None

@@ -138,24 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors are handled as by :func:`scalelab.cli.main.main`: a one-line ``error:`` message on
     stderr and exit code 2 for user errors, 130 on Ctrl-C.
     """
-    from scalelab.cli.main import _Parser
+    from scalelab.cli.main import run_commands
 
-    parser = _Parser(prog="scalelab")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    register(sub)
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    from scalelab.errors import ScalelabError
-
-    try:
-        return int(args.handler(args) or 0)
-    except ScalelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    return run_commands(["train", *(sys.argv[1:] if argv is None else argv)], register)
 
 
 if __name__ == "__main__":  # pragma: no cover

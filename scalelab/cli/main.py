@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return dispatch(build_parser(), argv)
 
 
-def run_commands(argv: Sequence[str] | None, *registers: Callable[[Any], None]) -> int:
+def run_commands(argv: Sequence[str] | None, *registers: Callable[[Any], object]) -> int:
     """Run ``argv`` against a parser holding only the given commands (for a module's ``main``)."""
     parser = _Parser(prog="scalelab")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -232,26 +232,9 @@ class RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a run config from a ``.toml`` (or ``.json``) file and validate it."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"config file {str(p)!r} not found") from None
-    except OSError as exc:
-        raise DataError(f"cannot read config file {str(p)!r}: {exc.strerror or exc}") from None
-    try:
-        if p.suffix == ".json":
-            import json
+    from scalelab._io import read_toml_or_json
 
-            spec = json.loads(raw)
-        else:
-            import tomllib
-
-            spec = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        kind = "JSON" if p.suffix == ".json" else "TOML"
-        raise DataError(f"config file {str(p)!r} is not valid {kind}: {exc}") from None
-    return RunConfig.from_dict(spec)
+    return RunConfig.from_dict(read_toml_or_json(path, "config"))
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -174,23 +174,9 @@ def parse_grid(spec: Mapping[str, Any], *, source: str = "grid") -> Grid:
 
 def load_grid(path: str | Path) -> Grid:
     """Read a grid from a ``.toml`` (or ``.json``) file."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"grid file {str(p)!r} not found") from None
-    except OSError as exc:
-        raise DataError(f"cannot read grid file {str(p)!r}: {exc.strerror or exc}") from None
-    try:
-        if p.suffix == ".json":
-            spec = json.loads(raw)
-        else:
-            import tomllib
+    from scalelab._io import read_toml_or_json
 
-            spec = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"grid file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {exc}") from None
-    return parse_grid(spec, source=str(p))
+    return parse_grid(read_toml_or_json(path, "grid"), source=str(path))
 
 
 def select(runs: Sequence[GridRun], ids: Sequence[str] | None) -> list[GridRun]:
