@@ -419,13 +419,9 @@ def _interval(low: float | None, high: float | None, method: str) -> str:
 
 
 def _number(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{flag}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise DataError(f"{flag}: {text!r} must be a finite number")
-    return value
+    from scalelab.cli.commands import _number as number
+
+    return number(text, flag)
 
 
 def _check_output(path: str | None) -> None:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from scalelab.curves._json import fields_to_json, jsonable
 from scalelab.curves.tidy import Curve
 from scalelab.errors import DataError
 
@@ -274,10 +275,7 @@ class Emergence:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (non-finite numbers become ``None``)."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            out[name] = _jsonable(getattr(self, name))
-        return out
+        return fields_to_json(self)
 
 
 def emergence(
@@ -583,11 +581,11 @@ class GrokkingDelay:
         """JSON-ready dictionary."""
         return {
             "status": self.status,
-            "delay": _jsonable(self.delay),
-            "delay_low": _jsonable(self.delay_low),
-            "delay_high": _jsonable(self.delay_high),
-            "delay_bound": _jsonable(self.delay_bound),
-            "ratio": _jsonable(self.ratio),
+            "delay": jsonable(self.delay),
+            "delay_low": jsonable(self.delay_low),
+            "delay_high": jsonable(self.delay_high),
+            "delay_bound": jsonable(self.delay_bound),
+            "ratio": jsonable(self.ratio),
             "train": self.train.to_dict(),
             "heldout": self.heldout.to_dict(),
         }
@@ -765,11 +763,3 @@ def _chance_for(chance: float | Mapping[str, float] | None, curve: Curve) -> flo
         value = chance.get(curve.skill, chance.get("*"))
         return curve.chance if value is None else float(value)
     return curve.chance if chance is None else float(chance)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value

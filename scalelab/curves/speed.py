@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from scalelab.curves._json import fields_to_json
 from scalelab.curves.emergence import DEFAULT_SUSTAIN, first_crossing
 from scalelab.curves.tidy import Curve
 from scalelab.errors import DataError
@@ -121,11 +122,7 @@ class Reach:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            out[name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return fields_to_json(self)
 
 
 def tokens_to_target(
@@ -250,15 +247,7 @@ class Speedup:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if name in ("baseline_reach", "run_reach"):
-                value = [r.to_dict() for r in value]
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[name] = value
-        return out
+        return fields_to_json(self)
 
 
 def speedup(

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from scalelab.curves._json import fields_to_json
 from scalelab.curves.tidy import Curve
 from scalelab.errors import DataError, FitError
 
@@ -121,15 +122,7 @@ class Transition:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (non-finite numbers become ``None``)."""
-        out: dict[str, Any] = {}
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[name] = value
-        return out
+        return fields_to_json(self)
 
 
 def fit_transition(
