@@ -21,13 +21,18 @@ examples:
       --where "excluded_by_epoch == 0" --bootstrap 1000 --json fit.json
   scalelab predict fit.json --at N=70e9 D=1.4e12
   scalelab optimal fit.json --compute 5.88e23
+  scalelab plan fit.json --compute 5.88e23 1e25    # compute-optimal N, D with intervals
+  scalelab backtest chinchilla --law chinchilla --x N=params_N --x D=tokens_D --y loss \
+      --where "excluded_by_epoch == 0" --holdout "params_N >= 2e9" --bootstrap 1000
   scalelab laws            # the laws you can fit
   scalelab datasets        # the bundled datasets (usable wherever a file is)
 """
 
 
 #: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
-COMMAND_MODULES = ("cmd_curves", "cmd_compress", "cmd_train", "cmd_grid", "cmd_runs")
+COMMAND_MODULES = (
+    "cmd_predict", "cmd_scale", "cmd_curves", "cmd_compress", "cmd_train", "cmd_grid", "cmd_runs",
+)
 
 
 class _Parser(argparse.ArgumentParser):
