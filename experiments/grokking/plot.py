@@ -4,7 +4,8 @@ Reads a runs table exported by ``scalelab runs ROOT --export runs.csv`` (through
 :func:`scalelab.store.read_table`), keeps the ``eval``/``acc`` records of the modular source
 (skills ``modadd`` = held-out pairs and ``modadd/train`` = training pairs) and draws one panel
 per weight decay, one line style per seed. It also prints, per run, the first evaluated step at
-which train accuracy reaches 0.99 and held-out accuracy reaches 0.9 (or "not reached").
+which train accuracy reaches 0.99 and held-out accuracy reaches 0.9 (or "not reached"), and the
+grokking delay between the two (a lower bound, "> n", when held-out never reaches 0.9).
 
     python experiments/grokking/plot.py grokking.csv --out docs/figures/grokking_weight_decay.png
 
@@ -65,13 +66,21 @@ def load_curves(path: str, skill: str = "modadd") -> list[dict]:
 
 
 def summarise(runs: list[dict]) -> list[str]:
-    lines = [f"{'run':32s} {'wd':>5s} {'seed':>4s}  train>=0.99  held-out>=0.9  final train  final held-out"]
+    lines = [f"{'run':32s} {'wd':>5s} {'seed':>4s}  train>=0.99  held-out>=0.9  delay (steps)"
+             "  final train  final held-out"]
     for r in sorted(runs, key=lambda r: (r["wd"], r["seed"])):
         t = first_step(*r["train"], TRAIN_THRESHOLD)
         h = first_step(*r["heldout"], HELDOUT_THRESHOLD)
+        if t is None:
+            delay = "-"
+        elif h is None:
+            delay = f"> {int(r['heldout'][0][-1]) - t}"  # censored at the last evaluated step
+        else:
+            delay = str(h - t)
         lines.append(
             f"{r['run']:32s} {r['wd']:5g} {r['seed']:4d}  {str(t) if t is not None else 'not reached':>11s}"
-            f"  {str(h) if h is not None else 'not reached':>13s}  {r['train'][1][-1]:11.3f}  {r['heldout'][1][-1]:13.3f}"
+            f"  {str(h) if h is not None else 'not reached':>13s}  {delay:>13s}"
+            f"  {r['train'][1][-1]:11.3f}  {r['heldout'][1][-1]:13.3f}"
         )
     return lines
 

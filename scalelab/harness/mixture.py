@@ -34,6 +34,7 @@ import numpy as np
 
 from scalelab.errors import DataError
 from scalelab.harness.sources.base import Batch, EvalSet, Source, check_seq_len
+from scalelab.harness.vocab import VOCAB_SIZE
 from scalelab.harness.vocab import PAD
 
 __all__ = ["Curriculum", "DataStream", "Mixture", "Phase", "Schedule", "schedule_from_config"]
@@ -389,6 +390,15 @@ class DataStream:
                     )
                 out[skill] = EvalSet(skill=skill, source=name, kind=src.kind, batch=batch)
         return out
+
+    @property
+    def vocab_size(self) -> int:
+        """Embedding rows the model needs: the largest ``vocab_size`` of any source.
+
+        Byte-level sources use :data:`~scalelab.harness.vocab.VOCAB_SIZE`; a source with
+        tokens of its own (one token per residue of the modular task) declares more.
+        """
+        return max(int(getattr(src, "vocab_size", VOCAB_SIZE)) for src in self.sources.values())
 
     def min_seq_len(self) -> int:
         """The smallest ``seq_len`` every source fits (sources without ``min_seq_len`` count as 2)."""

@@ -379,8 +379,6 @@ def train(
     precision = resolve_precision(config.precision, device)
     if stop_after is not None and stop_after < 0:
         raise DataError(f"stop_after must be >= 0, got {stop_after}")
-    from scalelab.harness.vocab import VOCAB_SIZE
-
     main = launch is None or launch.is_main
     world_size = 1 if launch is None else launch.world_size
     stream = build_data(config)  # bad sources or schedules fail here, before any write
@@ -400,7 +398,7 @@ def train(
                 # dropout's stream (restored from checkpoints); ranks > 0 get streams of their own
                 torch.manual_seed(config.init_seed if launch is None or main else
                                   distributed.rank_seed(config.init_seed, launch.rank, 0))
-                model = build_model(config, VOCAB_SIZE).to(device)
+                model = build_model(config, stream.vocab_size).to(device)
                 state = _on_main(group, run.load_checkpoint)
                 loop = _Loop(config, run, model, stream, source_names, eval_sets, device, precision,
                              progress if main else None, group)

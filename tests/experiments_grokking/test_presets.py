@@ -64,3 +64,8 @@ def test_plot_script_reads_an_export_and_finds_threshold_steps(tmp_path: Path) -
     assert plot.first_step(*run["train"], 0.99) == 10
     assert plot.first_step(*run["heldout"], 0.9) == 100
     assert plot.first_step(*run["heldout"], 0.99) is None
+    (line,) = plot.summarise([run])[1:]
+    assert line.split()[3:6] == ["10", "100", "90"]  # train step, held-out step, delay
+    never = {**run, "heldout": (run["heldout"][0], run["heldout"][1] * 0.5)}
+    (line,) = plot.summarise([never])[1:]
+    assert "not reached" in line and "> 90" in line  # censored at the last evaluated step

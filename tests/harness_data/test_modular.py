@@ -7,7 +7,7 @@ import pytest
 
 from scalelab.errors import DataError
 from scalelab.harness.sources import ModularSource, make_source
-from scalelab.harness.vocab import decode
+from scalelab.harness.vocab import EOS, FIRST_SYMBOL, VOCAB_SIZE, decode
 
 
 def _parse(batch):
@@ -78,3 +78,31 @@ def test_eval_size_caps_the_held_out_set_and_names_follow_the_operation():
 def test_bad_options_raise_one_line_errors(options, message):
     with pytest.raises(DataError, match=message):
         make_source("modular", **options)
+
+
+def test_symbol_encoding_renders_each_residue_as_one_token_with_the_same_split():
+    dec = ModularSource(p=13, op="-", train_fraction=0.4, seed=2)
+    sym = ModularSource(p=13, op="-", train_fraction=0.4, seed=2, encoding="symbols")
+    assert sym.vocab_size == FIRST_SYMBOL + 13 and dec.vocab_size == VOCAB_SIZE
+    assert sym.min_seq_len() == 7  # BOS <a> - <b> = <c> EOS
+    np.testing.assert_array_equal(sym.pairs("train"), dec.pairs("train"))
+    batch = sym.eval_sets(seq_len=7)["modsub"]
+    for row, mask in zip(batch.tokens, batch.answer_mask, strict=True):
+        a, op, b, eq, c = (int(t) for t in row[1:6])
+        assert (op, eq) == (ord("-"), ord("=")) and row[6] == EOS
+        assert (c - FIRST_SYMBOL) == (a - b) % 13 and a >= FIRST_SYMBOL and b >= FIRST_SYMBOL
+        assert row[1:][mask].tolist() == [c, EOS]  # loss and accuracy on the answer and EOS
+    assert make_source(**sym.config()).config() == sym.config()
+    with pytest.raises(DataError, match="encoding"):
+        ModularSource(p=13, encoding="unary")
+
+
+def test_a_stream_with_symbol_tokens_sizes_the_model_vocabulary():
+    from scalelab.harness.mixture import DataStream, Mixture
+
+    sources = {"modadd": ModularSource(p=11, encoding="symbols"),
+               "code": make_source("text", domain="python_code", name="code")}
+    stream = DataStream(sources, Mixture({"modadd": 1.0, "code": 1.0}), data_seed=0)
+    assert stream.vocab_size == FIRST_SYMBOL + 11
+    batch, _ = stream.batch(0, 8, 16)
+    assert batch.tokens.max() < stream.vocab_size

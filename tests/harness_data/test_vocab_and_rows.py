@@ -7,7 +7,7 @@ import pytest
 
 from scalelab.errors import DataError
 from scalelab.harness.sources.base import Batch, ExampleTable, RowSet, distinct_rows
-from scalelab.harness.vocab import BOS, EOS, PAD, VOCAB_SIZE, decode, encode
+from scalelab.harness.vocab import BOS, EOS, FIRST_SYMBOL, PAD, VOCAB_SIZE, decode, encode
 
 
 def test_vocab_constants_match_the_design():
@@ -21,9 +21,11 @@ def test_encode_decode_round_trip_utf8_and_drops_specials():
     assert decode(np.concatenate([[BOS], ids, [EOS, PAD, PAD]])) == text
 
 
-def test_decode_rejects_ids_outside_the_vocabulary():
-    with pytest.raises(DataError, match="outside the byte vocabulary"):
-        decode([1, 2, 300])
+def test_decode_shows_source_symbols_and_rejects_negative_ids():
+    assert decode([BOS, 104, FIRST_SYMBOL + 41, 105, EOS]) == "h<41>i"
+    assert decode([0xC3, PAD, 0xA9]) == "é"  # specials do not split a multi-byte character
+    with pytest.raises(DataError, match="negative"):
+        decode([1, 2, -3])
 
 
 def test_example_table_packs_bos_prompt_target_eos_pad_and_aligned_masks():

@@ -166,12 +166,17 @@ class ExampleTable:
 
     @classmethod
     def from_matrix(cls, rows: np.ndarray, prompt_len: int) -> ExampleTable:
-        """Examples of equal length given as a ``(n, L)`` byte matrix; the target is ``[prompt_len:]``."""
+        """Examples of equal length given as a ``(n, L)`` matrix; the target is ``[prompt_len:]``.
+
+        ``rows`` holds bytes (``uint8``) or token ids (any integer dtype, e.g. source-defined
+        symbols ``>= FIRST_SYMBOL``); ids are kept as they are.
+        """
         n, width = rows.shape
         length = np.full(n, width, dtype=np.int64)
         start = np.arange(n, dtype=np.int64) * width
         plen = np.full(n, prompt_len, dtype=np.int64)
-        return cls(np.ascontiguousarray(rows, dtype=np.uint8).ravel(), start, length, plen, plen.copy())
+        dtype = np.uint8 if rows.dtype == np.uint8 else np.int64
+        return cls(np.ascontiguousarray(rows, dtype=dtype).ravel(), start, length, plen, plen.copy())
 
     def __len__(self) -> int:
         return int(self.length.shape[0])

@@ -6,9 +6,16 @@ overfitting on small algorithmic datasets", arXiv:2201.02177. Every pair ``(a, b
 the seed, is the training set and the rest is held out. A small transformer first fits the
 training pairs and, much later, generalises to the held-out ones.
 
-Rendering (numbers in decimal, no padding; BOS and EOS delimit the example)::
+Two renderings of the same pairs (``encoding``); BOS and EOS delimit the example::
 
-    BOS "23+71=" "94" EOS        (p = 97; the loss and the accuracy cover "94" and EOS)
+    decimal:  BOS "23+71=" "94" EOS          numbers as decimal bytes, no padding
+    symbols:  BOS <23> "+" <71> "=" <94> EOS  one token per residue, as in Power et al.
+
+(p = 97; the loss and the accuracy cover the answer and EOS.) With ``symbols`` residue ``r`` is
+token ``FIRST_SYMBOL + r`` and the source needs ``vocab_size = FIRST_SYMBOL + p`` embedding rows
+(the trainer sizes the model from its data). Each residue is then an atom the model must learn
+an embedding for, which is the setting in which grokking was reported; in decimal the digits
+share structure across numbers and the task is partly learnable digit by digit.
 
 Skills (eval sets): ``<name>`` holds the held-out pairs (all of them, or the first
 ``eval_size`` of a seeded shuffle) and ``<name>/train`` up to ``train_eval_size`` training
@@ -33,6 +40,7 @@ from scalelab.harness.sources.base import (
     opt_seed,
     rng_for,
 )
+from scalelab.harness.vocab import FIRST_SYMBOL, VOCAB_SIZE
 
 __all__ = ["ModularSource"]
 
@@ -59,6 +67,8 @@ class ModularSource(BaseSource):
         Fraction of all pairs used for training, in ``(0, 1)``; the rest is held out.
     seed : int
         Fixes the split and the eval sets.
+    encoding : {"decimal", "symbols"}
+        Numbers as decimal bytes (default) or one token per residue.
     eval_size : int or None
         Cap on the held-out eval set (None: every held-out pair).
     train_eval_size : int
@@ -83,6 +93,7 @@ class ModularSource(BaseSource):
         op: str = "+",
         train_fraction: float = 0.5,
         seed: int = 0,
+        encoding: str = "decimal",
         eval_size: int | None = None,
         train_eval_size: int = 1024,
         name: str | None = None,
@@ -94,12 +105,13 @@ class ModularSource(BaseSource):
             raise DataError(f"source {self.name!r}: option p must be a prime (e.g. 97), got {p}")
         train_fraction = opt_float(self.name, "train_fraction", train_fraction, 0.0, 1.0, open_low=True)
         seed = opt_seed(self.name, seed)
+        encoding = opt_choice(self.name, "encoding", encoding, ["decimal", "symbols"])
         if eval_size is not None:
             eval_size = opt_int(self.name, "eval_size", eval_size, low=1)
         train_eval_size = opt_int(self.name, "train_eval_size", train_eval_size, low=1)
         self.p, self.op, self.seed = p, op, seed
         self._set_options(
-            p=p, op=op, train_fraction=train_fraction, seed=seed, eval_size=eval_size,
+            p=p, op=op, train_fraction=train_fraction, seed=seed, encoding=encoding, eval_size=eval_size,
             train_eval_size=train_eval_size, name=self.name,
         )
 
@@ -122,8 +134,19 @@ class ModularSource(BaseSource):
         self._heldout_eval = held if eval_size is None else held[:eval_size]
         self._train_eval = order[: min(train_eval_size, n_train)]
         self._heldout = np.sort(held)
-        ops = [f"{x}{op}{y}=" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
-        self._table = ExampleTable.from_texts(ops, [str(c) for c in self._c.tolist()])
+        self.encoding = encoding
+        if encoding == "symbols":
+            rows = np.stack([FIRST_SYMBOL + a, np.full_like(a, ord(op)), FIRST_SYMBOL + b,
+                             np.full_like(a, ord("=")), FIRST_SYMBOL + self._c], axis=1)
+            self._table = ExampleTable.from_matrix(rows, prompt_len=4)
+        else:
+            ops = [f"{x}{op}{y}=" for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+            self._table = ExampleTable.from_texts(ops, [str(c) for c in self._c.tolist()])
+
+    @property
+    def vocab_size(self) -> int:
+        """Embedding rows this source needs: the byte vocabulary, plus ``p`` residue symbols."""
+        return FIRST_SYMBOL + self.p if self.encoding == "symbols" else VOCAB_SIZE
 
     def _apply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         p = self.p
