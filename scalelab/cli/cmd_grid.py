@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["register"]
@@ -29,7 +32,32 @@ def register(sub: Any) -> None:
     p.add_argument("--slurm-partition", help="SLURM partition")
     p.add_argument("--only", nargs="+", metavar="RUN_ID", help="run only these cells")
     p.add_argument("--list", action="store_true", help="list the runs and their ids, run nothing")
+    p.add_argument("--wandb", metavar="[ENTITY/]PROJECT",
+                   help="also log every run live to W&B (sets $SCALELAB_WANDB for the workers; "
+                   "see docs/wandb.md)")
     p.set_defaults(handler=run_grid_command)
+
+
+@contextlib.contextmanager
+def _wandb_env(target: str | None) -> Iterator[None]:
+    """Set ``$SCALELAB_WANDB`` while the grid runs (workers inherit it), then restore it."""
+    if not target:
+        yield
+        return
+    from scalelab.tracking._wandb import import_wandb
+    from scalelab.tracking.live import ENV_VAR, parse_target
+
+    parse_target(target)  # a bad target fails before any run starts
+    import_wandb()
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = target
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = before
 
 
 def run_grid_command(args: argparse.Namespace) -> int:
@@ -54,7 +82,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
     if args.executor == "local":
         options["threads"] = args.threads
     executor = make_executor(args.executor, workers=args.workers, device=args.device, **options)
-    summary = run_grid(runs, args.store, executor, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    with _wandb_env(args.wandb):
+        summary = run_grid(runs, args.store, executor, progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(
         f"grid {grid.name}: {summary.count('finished')} finished, {summary.count('skipped')} already done, "
         f"{summary.count('failed')} failed; store: {args.store}"

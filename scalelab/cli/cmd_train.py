@@ -24,6 +24,7 @@ examples:
   scalelab train experiments/modadd.toml --store runs/
   scalelab train run.toml --store runs/ --run-id tiny-s0 --device cpu --threads 1
   torchrun --standalone --nproc_per_node 2 -m scalelab train run.toml --store runs/
+  scalelab train run.toml --store runs/ --wandb my-team/scaling   # also log live to W&B
 Running the same command again resumes the run from its last checkpoint (or does nothing
 when it has finished). Metrics go to ROOT/RUN_ID/metrics.jsonl; list runs with `scalelab runs ROOT`.
 """
@@ -45,6 +46,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override the config's device")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", action="store_true", help="print only the final summary and errors")
+    p.add_argument("--wandb", metavar="[ENTITY/]PROJECT",
+                   help="also log the run live to W&B (online with a key and network, else offline; "
+                   "see docs/wandb.md)")
     p.set_defaults(handler=run_train)
     return p
 
@@ -85,6 +89,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise DataError(f"--threads must be at least 1, got {args.threads}")
     run_id = args.run_id or Path(args.config).stem
+    if args.wandb:
+        config = _with_wandb(config, args.wandb)
 
     import torch
 
@@ -130,6 +136,22 @@ def _run_train(args: argparse.Namespace) -> int:
         f"({summary.seconds:.1f} s); store {args.store}"
     )
     return 0
+
+
+def _with_wandb(config: Any, target: str) -> Any:
+    """``config`` logging live to W&B ``target`` (the config's other W&B settings are kept)."""
+    import dataclasses
+
+    from scalelab.harness.config import TrackingConfig, WandbConfig
+    from scalelab.tracking._wandb import import_wandb
+    from scalelab.tracking.live import parse_target
+
+    entity, project = parse_target(target)
+    import_wandb()  # a missing package fails here, before anything is trained
+    old = config.tracking.wandb if config.tracking is not None else None
+    spec = dataclasses.replace(old, project=project, entity=entity or old.entity) if old else \
+        WandbConfig(project=project, entity=entity)
+    return dataclasses.replace(config, tracking=TrackingConfig(wandb=spec))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,10 @@ A run config has five tables and a few top-level fields::
     [eval]
     count = 16                    # log-spaced eval steps 0, 1, 2, 4, ..., steps
 
+    [tracking.wandb]              # optional: log the run live to Weights & Biases
+    project = "scalelab"          # (see docs/wandb.md; not part of the run's identity)
+    mode = "auto"                 # auto (online with a key and network) | online | offline
+
 Every problem (an unknown key, with its dotted path and a did-you-mean; a wrong type; an
 impossible size; an unknown source kind or option; an empty or non-positive mixture; a
 curriculum phase with no data) raises a :class:`~scalelab.errors.DataError` from
@@ -59,6 +63,8 @@ __all__ = [
     "RunConfig",
     "ScheduleConfig",
     "SourceConfig",
+    "TrackingConfig",
+    "WandbConfig",
     "load_config",
 ]
 
@@ -187,6 +193,32 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class WandbConfig:
+    """Live logging of the run to Weights & Biases (:mod:`scalelab.tracking.live`).
+
+    ``mode`` ``auto`` logs online when an API key and the server are available and offline
+    (a local run folder, uploaded later with ``wandb sync``) otherwise. ``init_timeout`` and
+    ``finish_timeout`` (seconds) bound how long W&B may hold up the start and the end of
+    training; an unreachable server never stops training.
+    """
+
+    project: str
+    entity: str | None = None
+    mode: str = "auto"
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+    init_timeout: float = 30.0
+    finish_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Where the run is tracked besides the store (the store stays the source of truth)."""
+
+    wandb: WandbConfig | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run. Build it with :meth:`from_dict` or :func:`load_config`."""
 
@@ -202,6 +234,7 @@ class RunConfig:
     compile: bool = False
     checkpoint_every: int = 500
     grid: Mapping[str, Any] | None = None  # set by scalelab.harness.grid: {"name", "labels"}
+    tracking: TrackingConfig | None = None  # where else the run is logged (not its identity)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunConfig:
@@ -239,6 +272,7 @@ def load_config(path: str | Path) -> RunConfig:
 
 # ----------------------------------------------------------------------------- parsing
 _DEVICES = ("auto", "cpu", "cuda")
+_WANDB_MODES = ("auto", "online", "offline", "disabled")
 _PRECISIONS = ("auto", "fp32", "bf16")
 _MISSING = object()
 
@@ -498,8 +532,40 @@ def _parse_eval(d: Any) -> EvalConfig:
     )
 
 
+def _text(d: Mapping[str, Any], key: str, path: str, default: Any = _MISSING) -> Any:
+    where = _join(path, key)
+    if key not in d and default is _MISSING:
+        raise DataError(f"config: missing required key {where!r}")
+    value = d.get(key, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, f"must be non-empty text, got {value!r}")
+    return value
+
+
+def _parse_tracking(d: Any) -> TrackingConfig:
+    d = _table(d, "tracking", ("wandb",))
+    if "wandb" not in d:
+        return TrackingConfig()
+    path = "tracking.wandb"
+    w = _table(d["wandb"], path, ("project", "entity", "mode", "group", "tags", "init_timeout", "finish_timeout"))
+    tags = w.get("tags", [])
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) and t for t in tags):
+        raise _fail(f"{path}.tags", f"must be a list of non-empty text, got {tags!r}")
+    return TrackingConfig(wandb=WandbConfig(
+        project=_text(w, "project", path),
+        entity=_text(w, "entity", path, None),
+        mode=_choice(w, "mode", path, _WANDB_MODES, "auto"),
+        group=_text(w, "group", path, None),
+        tags=tuple(tags),
+        init_timeout=_float(w, "init_timeout", path, 30.0, low=0.0, open_low=True),
+        finish_timeout=_float(w, "finish_timeout", path, 60.0, low=0.0, open_low=True),
+    ))
+
+
 _TOP = ("model", "optim", "data", "eval", "steps", "init_seed", "data_seed", "device", "precision",
-        "compile", "checkpoint_every", "grid")
+        "compile", "checkpoint_every", "grid", "tracking")
 
 
 def _parse_run(d: Any) -> RunConfig:
@@ -528,4 +594,5 @@ def _parse_run(d: Any) -> RunConfig:
         compile=_bool(d, "compile", "", False),
         checkpoint_every=_int(d, "checkpoint_every", "", 500, low=0),
         grid=_plain(grid) if grid is not None else None,
+        tracking=_parse_tracking(d["tracking"]) if "tracking" in d else None,
     )

@@ -25,6 +25,11 @@ except the wall-clock ``tokens_per_s`` is then identical, bit for bit on CPU, to
 run's (all RNG states are restored, and batches depend only on the step) -- provided torch uses
 the same number of CPU threads, since that sets the order of floating-point reductions.
 
+Observers (live tracking, e.g. W&B in :mod:`scalelab.tracking.live`): rank 0 hands an
+:class:`Observer` the run's config and provenance when a session starts, every batch of records
+right after it is written to the store, and the outcome at the end. The store stays the source of
+truth: an observer that raises is warned about once and dropped, and training goes on.
+
 ``train`` takes the run's lock itself; the lock is re-entrant through the same handle, so a
 caller may already hold it (``with run.lock(): train(config, run)``).
 
@@ -49,6 +54,7 @@ import math
 import random
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,7 +83,7 @@ from scalelab.harness.evaluation import (
 )
 from scalelab.harness.model import GPT, GPTConfig, count_params
 
-__all__ = ["CHECKPOINT_FORMAT", "Progress", "RunHandle", "TrainSummary", "lr_multiplier", "train"]
+__all__ = ["CHECKPOINT_FORMAT", "Observer", "Progress", "RunHandle", "TrainSummary", "lr_multiplier", "train"]
 
 CHECKPOINT_FORMAT = "scalelab.checkpoint/1"
 
@@ -96,6 +102,56 @@ class RunHandle(Protocol):
     def truncate_metrics(self, after_step: int) -> Any: ...
     def set_status(self, status: str, **info: Any) -> None: ...
     def read_metrics(self) -> list[dict[str, Any]]: ...
+
+
+# ----------------------------------------------------------------------------- observers
+class Observer(Protocol):
+    """Receives what the trainer records, e.g. to log it live to W&B (rank 0 only).
+
+    ``start`` is called once per training session (fresh or resumed from ``start_step``),
+    ``log`` with each batch of records just written to the store (the records of a step always
+    arrive in one batch), ``finish`` with ``"finished"``, ``"paused"`` (``stop_after``) or
+    ``"failed"``. Exceptions are caught by the trainer (warned once; the observer is dropped).
+    """
+
+    def start(self, *, run_id: str, config: Mapping[str, Any], provenance: Mapping[str, Any],
+              start_step: int, facts: Mapping[str, Any]) -> None: ...
+    def log(self, records: Sequence[Mapping[str, Any]]) -> None: ...
+    def finish(self, status: str) -> None: ...
+
+
+class _Guarded:
+    """Calls an observer; its first exception is warned about once and the observer dropped."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer: Observer | None = observer
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, method)(*args, **kwargs)
+        except Exception as exc:
+            self.observer = None
+            warnings.warn(f"run observer {type(exc).__name__} in {method}: {exc}; training goes on "
+                          "without it (the store has every record)", RuntimeWarning, stacklevel=2)
+
+
+def _config_observer(config: RunConfig) -> Observer | None:
+    """The W&B observer asked for by ``[tracking.wandb]`` or ``$SCALELAB_WANDB`` (else None).
+
+    Raises
+    ------
+    DataError
+        If W&B tracking is asked for but the wandb package is not installed.
+    """
+    import os
+
+    if (config.tracking is None or config.tracking.wandb is None) and not os.environ.get("SCALELAB_WANDB"):
+        return None
+    from scalelab.tracking.live import observer_for
+
+    return observer_for(config)
 
 
 @dataclass(frozen=True)
@@ -245,6 +301,7 @@ def _identity(config: RunConfig) -> dict[str, Any]:
     """The config fields that define the experiment (the device a run uses may change)."""
     d = config.to_dict()
     d.pop("device", None)
+    d.pop("tracking", None)  # where a run is also logged does not change the run
     return d
 
 
@@ -258,6 +315,7 @@ class _Recorder:
         self.non_embedding = non_embedding
         self.enabled = enabled  # False on data-parallel ranks other than 0: they record nothing
         self.pending: list[dict[str, Any]] = []
+        self.observer: _Guarded | None = None
 
     def counters(self, step: int) -> dict[str, Any]:
         tokens = step * self.batch_size * self.positions
@@ -273,6 +331,8 @@ class _Recorder:
     def flush(self, run: RunHandle) -> None:
         if self.pending:
             run.append_metrics(self.pending)
+            if self.observer is not None:
+                self.observer.call("log", self.pending)
             self.pending = []
 
 
@@ -332,6 +392,7 @@ def train(
     *,
     progress: Callable[[Progress], None] | None = None,
     stop_after: int | None = None,
+    observer: Observer | None = None,
 ) -> TrainSummary:
     """Train (or resume) one run, writing metrics, checkpoints and status to ``run``.
 
@@ -358,6 +419,9 @@ def train(
     stop_after : int, optional
         Pause after this step: flush records, write a checkpoint and return with the status left
         ``running`` (a later call resumes). ``None`` trains to ``config.steps``.
+    observer : Observer, optional
+        Also receives the records (rank 0). Default: the W&B observer when the config has a
+        ``[tracking.wandb]`` table or ``$SCALELAB_WANDB`` names a project, else none.
 
     Returns
     -------
@@ -367,7 +431,8 @@ def train(
     ------
     DataError
         For a bad config, source or store, and, data-parallel, a ``data.batch_size`` that is not
-        a multiple of the world size (checked before anything is built or written).
+        a multiple of the world size (checked before anything is built or written); W&B
+        tracking asked for without the wandb package.
     """
     t_start = time.perf_counter()
     launch = distributed.current_launch()
@@ -384,6 +449,9 @@ def train(
     stream = build_data(config)  # bad sources or schedules fail here, before any write
     eval_sets = prepare_eval_sets(stream.eval_sets(config.data.seq_len), config.eval.max_examples, device) if main else []
     source_names = list(stream.names)  # batch source_ids index into these
+    if main and observer is None:
+        observer = _config_observer(config)
+    watcher = _Guarded(observer) if main and observer is not None else None
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []  # CUDA
     with distributed.process_group(launch, device) as group, contextlib.ExitStack() as held:
 
@@ -401,9 +469,11 @@ def train(
                 model = build_model(config, stream.vocab_size).to(device)
                 state = _on_main(group, run.load_checkpoint)
                 loop = _Loop(config, run, model, stream, source_names, eval_sets, device, precision,
-                             progress if main else None, group)
+                             progress if main else None, group, watcher)
                 return loop.run(state, stop_after, t_start)
             except BaseException as exc:
+                if watcher is not None:
+                    watcher.call("finish", "failed")
                 if main:
                     msg = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
                     with contextlib.suppress(Exception):  # the store itself may be what failed
@@ -428,7 +498,8 @@ class _Loop:
 
     def __init__(self, config: RunConfig, run: RunHandle, model: GPT, stream: Any, source_names: list[str],
                  eval_sets: list[EvalData], device: torch.device, precision: str,
-                 progress: Callable[[Progress], None] | None, group: distributed.Group | None = None) -> None:
+                 progress: Callable[[Progress], None] | None, group: distributed.Group | None = None,
+                 observer: _Guarded | None = None) -> None:
         self.config, self.handle, self.raw_model, self.stream = config, run, model, stream
         self.source_names = source_names
         self.eval_sets = eval_sets
@@ -447,6 +518,7 @@ class _Loop:
         self.optimizer, self.scheduler = build_optimizer(model, config)
         self.params, self.non_embedding = count_params(model)
         self.rec = _Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding, enabled=self.main)
+        self.rec.observer = self.observer = observer
         self.eval_at = set(eval_steps(config.steps, config.eval.count))
 
     @property
@@ -558,6 +630,12 @@ class _Loop:
             self.handle.set_status("running", step=start, device=str(self.device), precision=self.precision,
                                    torch_threads=torch.get_num_threads(), world_size=self.world_size,
                                    n_params=self.params, n_params_nonembedding=self.non_embedding)
+        if self.observer is not None and start < cfg.steps:
+            provenance = getattr(self.handle, "provenance", None)  # the store's handle has it
+            self.observer.call("start", run_id=str(getattr(self.handle, "run_id", "run")),
+                               config=self.handle.config(), provenance=provenance() if provenance else {},
+                               start_step=start,
+                               facts={"n_params": self.params, "n_params_nonembedding": self.non_embedding})
         last_eval: dict[str, dict[str, float]] = {}
         last_eval_step = -1
         if start == 0:
@@ -633,6 +711,8 @@ class _Loop:
         finished = final >= cfg.steps
         if self.main and finished and start < cfg.steps:
             self.handle.set_status("finished", step=final, seconds=round(time.perf_counter() - t_start, 3))
+        if self.observer is not None and start < cfg.steps:
+            self.observer.call("finish", "finished" if finished else "paused")
         tokens_done = final * positions
         summary = TrainSummary(
             step=final,
