@@ -34,8 +34,7 @@ import numpy as np
 
 from scalelab.errors import DataError
 from scalelab.harness.sources.base import Batch, EvalSet, Source, check_seq_len
-from scalelab.harness.vocab import VOCAB_SIZE
-from scalelab.harness.vocab import PAD
+from scalelab.harness.vocab import PAD, VOCAB_SIZE
 
 __all__ = ["Curriculum", "DataStream", "Mixture", "Phase", "Schedule", "schedule_from_config"]
 
