@@ -278,6 +278,7 @@ def fit(
             "n_rows": len(table),
             "ranges": {k: [float(v.min()), float(v.max())] for k, v in X.items()},
             "y_range": [float(yv.min()), float(yv.max())],
+            **_compute_range(X),
         },
         provenance=_provenance(),
         free=param.free,
@@ -285,6 +286,18 @@ def fit(
         bootstrap=boot_theta,
         bootstrap_failed=n_failed,
     )
+
+
+def _compute_range(X: Mapping[str, np.ndarray]) -> dict[str, list[float]]:
+    """``{"compute_range": [min, max]}`` of ``C = 6 N D`` for laws of N and D (else empty).
+
+    The extrapolation warning measures a target in multiples of the largest fitted compute;
+    from the N and D ranges alone it could only bound it.
+    """
+    if "N" not in X or "D" not in X or "C" in X:
+        return {}
+    c = 6.0 * np.asarray(X["N"], dtype=float) * np.asarray(X["D"], dtype=float)
+    return {"compute_range": [float(c.min()), float(c.max())]}
 
 
 def make_starts(

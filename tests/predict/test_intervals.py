@@ -190,7 +190,12 @@ def test_fitted_compute_is_exact_with_the_rows_and_a_bound_without(res: FitResul
         starts=20,
         raise_on_failure=False,
     )
-    ranges, bound = fitted_ranges(ch)
+    # fits record the exact compute range (max C = 6 * 1e9 * 1e10 = 6e19, min 6e17)
+    assert ch.data["compute_range"] == pytest.approx([6e17, 6e19])
+    assert fitted_ranges(ch) == ({"N": (1e8, 1e9), "D": (1e9, 1e10), "C": (6e17, 6e19)}, False)
+    # a fit file written before that only bounds it from the N and D ranges
+    old = dataclasses.replace(ch, data={k: v for k, v in ch.data.items() if k != "compute_range"})
+    ranges, bound = fitted_ranges(old)
     assert bound and ranges["C"] == pytest.approx((6e17, 6e19))
     ext = check_extrapolation(ranges, {"N": [1e9], "D": [1e12]}, compute_is_bound=bound)
     assert "C at least 100x the largest fitted compute (which is at most" in ext.message()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import numpy as np
@@ -60,14 +62,19 @@ def test_loss_interval_adds_observation_noise(boot_fit: FitResult) -> None:
 def test_extrapolation_warning_in_multiples_of_the_fitted_range(boot_fit: FitResult) -> None:
     b = compute_optimal_plan(boot_fit, CHINCHILLA_C).budgets[0]
     assert b.extrapolation.above["N"] == pytest.approx(4.57, abs=0.01)
-    assert b.extrapolation.compute_is_bound
     assert "N up to 4.57x the largest fitted N (1.62e+10)" in b.extrapolation.message()
+    # the largest fitted run used 1.30e22 FLOPs (the fit records it): the plan is 45x beyond it
+    assert not b.extrapolation.compute_is_bound
+    assert b.extrapolation.above["C"] == pytest.approx(45.4, abs=0.1)
+    assert "C up to 45.4x the largest fitted compute (1.3e+22)" in b.extrapolation.message()
     rows = fit_rows(boot_fit, "chinchilla")
     inputs = {k: rows.numeric(c) for k, c in boot_fit.inputs.items()}
     exact = compute_optimal_plan(boot_fit, CHINCHILLA_C, fit_inputs=inputs).budgets[0]
-    # the largest fitted run used 1.30e22 FLOPs: the plan is 45x beyond it
-    assert exact.extrapolation.above["C"] == pytest.approx(45.4, abs=0.1)
-    assert "C up to 45.4x the largest fitted compute (1.3e+22)" in exact.extrapolation.message()
+    assert exact.extrapolation.above["C"] == pytest.approx(b.extrapolation.above["C"], rel=1e-12)
+    # a fit file from before the compute range was recorded only bounds it
+    old = dataclasses.replace(boot_fit, data={k: v for k, v in boot_fit.data.items() if k != "compute_range"})
+    bound = compute_optimal_plan(old, CHINCHILLA_C).budgets[0].extrapolation
+    assert bound.compute_is_bound and "at least" in bound.message()
     inside = compute_optimal_plan(boot_fit, 1e20, fit_inputs=inputs).budgets[0]
     assert not inside.extrapolation.outside
 
