@@ -67,8 +67,10 @@ class Problem:
             jt_t = np.moveaxis(jt, -1, -2)
             if free != list(range(self.law.n_params)):
                 jt_t = jt_t[:, free, :]
-            return np.moveaxis(jt_t * factor[:, :, None], -2, -1)
-        return np.matmul(jt, self.param.dtheta_du(u))
+            with np.errstate(all="ignore"):  # diverged starts give inf * 0; the solver drops them
+                return np.moveaxis(jt_t * factor[:, :, None], -2, -1)
+        with np.errstate(all="ignore"):
+            return np.matmul(jt, self.param.dtheta_du(u))
 
     def _fd_jacobian(self, u: np.ndarray) -> np.ndarray:
         """Central finite differences in ``u`` (for laws without an analytic Jacobian)."""
