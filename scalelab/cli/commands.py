@@ -164,11 +164,32 @@ def run_fit(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- predict
 def add_predict(sub: Any) -> None:
-    p = sub.add_parser("predict", help="predict from a saved fit, with intervals")
-    p.add_argument("fit", metavar="FIT.json", help="a file written by `scalelab fit --json`")
+    p = sub.add_parser(
+        "predict",
+        help="predict from a saved fit or chain of fits, with intervals",
+        description="Predict from a fit (`scalelab fit --json`) or from a chain of fits "
+        "(schema scalelab.chain/1, e.g. task loss from (N, D), then accuracy from task loss). "
+        "A chain's interval propagates every fit's parameter draws plus observation noise.",
+        epilog="examples:\n"
+        "  scalelab predict fit.json --at N=70e9 D=1.4e12\n"
+        "  scalelab predict chain.json --at N=13.2e9 D=5e12\n"
+        "  scalelab predict bpb_fit.json --then acc_fit.json --chance 0.25 --at N=13.2e9 D=5e12 "
+        "--save-chain chain.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("fit", metavar="FILE.json",
+                   help="a fit written by `scalelab fit --json`, or a chain (scalelab.chain/1)")
     p.add_argument("--at", nargs="+", required=True, metavar="INPUT=VALUE",
                    help="inputs, e.g. N=70e9 D=1.4e12 (comma-separated for several points)")
-    p.add_argument("--coverage", type=float, help="interval coverage (default: the fit's)")
+    p.add_argument("--then", metavar="STEP2.json",
+                   help="chain FILE.json into this fit of one input (it receives FILE.json's prediction)")
+    p.add_argument("--chance", type=float,
+                   help="with --then: chance accuracy of the task (clips the prediction to [0, 1])")
+    p.add_argument("--save-chain", metavar="OUT", help="with --then: write the chain as JSON")
+    p.add_argument("--no-noise", action="store_true",
+                   help="chains: interval of the fitted curves only, without observation noise")
+    p.add_argument("--seed", type=int, default=0, help="chains: seed of the simulated draws (default 0)")
+    p.add_argument("--coverage", type=float, help="interval coverage (default: the fit's; 0.95 for chains)")
     p.add_argument("--json", metavar="OUT", help="write predictions as JSON")
     p.set_defaults(handler=run_predict)
 
@@ -194,16 +215,73 @@ def _print_prediction(res: Any, at: dict[str, list[float]], coverage: float | No
 
 def run_predict(args: argparse.Namespace) -> int:
     from scalelab.fit import FitResult
+    from scalelab.predict.chain import SCHEMA as CHAIN_SCHEMA
+    from scalelab.predict.chain import Chain, read_json
 
     _check_output(args.json)
-    res = FitResult.load(args.fit)
-    payload = _print_prediction(res, _numbers(args.at, "--at"), args.coverage)
-    warn = _extrapolation_note(res, _numbers(args.at, "--at"))
-    if warn:
-        print(warn)
+    _check_output(args.save_chain)
+    at = _numbers(args.at, "--at")
+    d = read_json(args.fit, "fit")
+    is_chain = str(d.get("schema", "")).startswith("scalelab.chain/")
+    if args.then is None:
+        if args.chance is not None or args.save_chain:
+            raise DataError("--chance and --save-chain only apply with --then STEP2.json")
+        if not is_chain:
+            if args.no_noise:
+                raise DataError("--no-noise applies to chains; a single fit's interval has no noise")
+            res = FitResult.from_dict(d)
+            payload = _print_prediction(res, at, args.coverage)
+            warn = _extrapolation_note(res, at)
+            if warn:
+                print(warn)
+            if args.json:
+                _write_json(args.json, payload)
+            return 0
+        chain = Chain.from_dict(d)
+    else:
+        if is_chain:
+            raise DataError(f"--then chains two single fits; {args.fit!r} is already a chain "
+                            f"({CHAIN_SCHEMA})")
+        chain = Chain.two_step(FitResult.from_dict(d), FitResult.from_dict(read_json(args.then, "fit")),
+                               chance=args.chance)
+        if args.save_chain:
+            chain.save(args.save_chain)
+    payload = _print_chain_prediction(chain, at, args.coverage, not args.no_noise, args.seed)
+    if args.then is not None and args.save_chain:
+        print(f"wrote {args.save_chain}")
     if args.json:
         _write_json(args.json, payload)
     return 0
+
+
+def _print_chain_prediction(chain: Any, at: dict[str, list[float]], coverage: float | None,
+                            noise: bool, seed: int) -> dict[str, Any]:
+    cov = 0.95 if coverage is None else coverage
+    pred = chain.predict(at, coverage=cov, noise=noise, seed=seed)
+    values = chain.stage_values(at)
+    names = list(chain.inputs)
+    middle = [s.output for s in chain.stages[:-1]]
+    pct = f"{100 * pred.coverage:g}%"
+    print(chain.describe())
+    print()
+    head = ("  ".join(f"{n:>12}" for n in [*names, *middle])
+            + f"  {chain.target:>12}  {pct + ' low':>12}  {pct + ' high':>12}")
+    print(head)
+    print("-" * len(head))
+    rows = []
+    for i in range(len(pred.mean)):
+        vals = [float(values[n][i]) for n in [*names, *middle]]
+        print("  ".join(f"{v:>12.4g}" for v in vals)
+              + f"  {pred.mean[i]:>12.6g}  {pred.lower[i]:>12.6g}  {pred.upper[i]:>12.6g}")
+        rows.append({**dict(zip([*names, *middle], vals, strict=True)), "mean": float(pred.mean[i]),
+                     "lower": _clean(pred.lower[i]), "upper": _clean(pred.upper[i])})
+    what = "every fit's parameter draws + observation noise" if noise else "parameter draws only"
+    print(f"({pred.method}: {what})")
+    notes = chain.extrapolation_notes(at)
+    if notes:
+        print("note: extrapolating: " + "; ".join(notes))
+    return {"chain": chain.method, "target": chain.target, "coverage": pred.coverage,
+            "method": pred.method, "noise": noise, "predictions": rows}
 
 
 def _extrapolation_note(res: Any, at: dict[str, list[float]]) -> str:

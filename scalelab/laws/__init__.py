@@ -8,6 +8,8 @@ from scalelab.laws.broken_power_law import BrokenPowerLaw
 from scalelab.laws.chinchilla import Chinchilla
 from scalelab.laws.data_constrained import DataConstrained
 from scalelab.laws.data_mixing import DataMixing
+from scalelab.laws.gompertz import Gompertz
+from scalelab.laws.gompertz_nd import GompertzND
 from scalelab.laws.kaplan import Kaplan
 from scalelab.laws.power_law import PowerLaw
 from scalelab.laws.registry import available_laws, get_law_class, make_law, register
@@ -20,12 +22,16 @@ register(BrokenPowerLaw)
 register(Sigmoid)
 register(DataConstrained)
 register(DataMixing)
+register(Gompertz)
+register(GompertzND)
 
 __all__ = [
     "BrokenPowerLaw",
     "Chinchilla",
     "DataConstrained",
     "DataMixing",
+    "Gompertz",
+    "GompertzND",
     "Kaplan",
     "Law",
     "Param",

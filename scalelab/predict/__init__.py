@@ -1,6 +1,7 @@
 """``scalelab.predict``: across runs and scales -- dev loss with prediction intervals,
 extrapolation warnings, compute-optimal plans, backtests, per-skill emergence at scale,
-mixture recommendations and whether a data effect persists at a larger size.
+mixture recommendations, whether a data effect persists at a larger size, and downstream
+accuracy (two-step through task loss, or direct) as chained fits.
 
 Names are imported lazily, so ``import scalelab.predict`` stays cheap.
 """
@@ -42,6 +43,12 @@ _EXPORTS = {
     "fit_size_trend": "persistence",
     "persistence": "persistence",
     "persistence_from_table": "persistence",
+    "Chain": "chain",
+    "Stage": "chain",
+    "checkpoint_table": "downstream",
+    "fit_direct": "downstream",
+    "fit_two_step": "downstream",
+    "score_targets": "downstream",
 }
 
 __all__ = sorted(_EXPORTS)
