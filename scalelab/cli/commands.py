@@ -166,19 +166,23 @@ def run_fit(args: argparse.Namespace) -> int:
 def add_predict(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict from a saved fit or chain of fits, with intervals",
-        description="Predict from a fit (`scalelab fit --json`) or from a chain of fits "
-        "(schema scalelab.chain/1, e.g. task loss from (N, D), then accuracy from task loss). "
-        "A chain's interval propagates every fit's parameter draws plus observation noise.",
+        help="predict from a saved fit, chain of fits or per-skill result, with intervals",
+        description="Predict from a fit (`scalelab fit --json`), from a chain of fits "
+        "(schema scalelab.chain/1, e.g. task loss from (N, D), then accuracy from task loss), or "
+        "from per-skill crossings against model size (`scalelab skills --json`: when each skill "
+        "emerges at a new N). A chain's interval propagates every fit's parameter draws plus "
+        "observation noise.",
         epilog="examples:\n"
         "  scalelab predict fit.json --at N=70e9 D=1.4e12\n"
         "  scalelab predict chain.json --at N=13.2e9 D=5e12\n"
+        "  scalelab predict skills.json --at N=1e10,7e10 --budget 2e11\n"
         "  scalelab predict bpb_fit.json --then acc_fit.json --chance 0.25 --at N=13.2e9 D=5e12 "
         "--save-chain chain.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("fit", metavar="FILE.json",
-                   help="a fit written by `scalelab fit --json`, or a chain (scalelab.chain/1)")
+                   help="a fit written by `scalelab fit --json`, a chain (scalelab.chain/1), or "
+                   "per-skill results (`scalelab skills --json`)")
     p.add_argument("--at", nargs="+", required=True, metavar="INPUT=VALUE",
                    help="inputs, e.g. N=70e9 D=1.4e12 (comma-separated for several points)")
     p.add_argument("--then", metavar="STEP2.json",
@@ -189,6 +193,9 @@ def add_predict(sub: Any) -> None:
     p.add_argument("--no-noise", action="store_true",
                    help="chains: interval of the fitted curves only, without observation noise")
     p.add_argument("--seed", type=int, default=0, help="chains: seed of the simulated draws (default 0)")
+    p.add_argument("--budget", type=float, metavar="X",
+                   help="per-skill results: training budget in the crossings' unit; says whether "
+                   "each skill emerges within it")
     p.add_argument("--coverage", type=float, help="interval coverage (default: the fit's; 0.95 for chains)")
     p.add_argument("--json", metavar="OUT", help="write predictions as JSON")
     p.set_defaults(handler=run_predict)
@@ -223,6 +230,10 @@ def run_predict(args: argparse.Namespace) -> int:
     at = _numbers(args.at, "--at")
     d = read_json(args.fit, "fit")
     is_chain = str(d.get("schema", "")).startswith("scalelab.chain/")
+    if str(d.get("schema", "")).startswith("scalelab.skills/"):
+        return _predict_skills(d, at, args)
+    if args.budget is not None:
+        raise DataError("--budget applies to per-skill results (`scalelab skills --json`)")
     if args.then is None:
         if args.chance is not None or args.save_chain:
             raise DataError("--chance and --save-chain only apply with --then STEP2.json")
@@ -251,6 +262,35 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"wrote {args.save_chain}")
     if args.json:
         _write_json(args.json, payload)
+    return 0
+
+
+def _predict_skills(d: dict[str, Any], at: dict[str, list[float]], args: argparse.Namespace) -> int:
+    from scalelab.predict.skills import predict_saved_skills
+
+    if set(at) != {"N"}:
+        raise DataError(f"per-skill results predict at model sizes only: give --at N=..., got {', '.join(at)}")
+    if args.then is not None or args.chance is not None or args.save_chain or args.no_noise:
+        raise DataError("--then, --chance, --save-chain and --no-noise apply to fits and chains, "
+                        "not to per-skill results")
+    rows = predict_saved_skills(d, at["N"], budget=args.budget, coverage=args.coverage)
+    unit = next((r["unit"] for r in rows if "unit" in r), "step")
+    level = next((r["coverage"] for r in rows if "coverage" in r), None)
+    pct = f"{100 * level:g}%" if level is not None else ""
+    head = (f"{'skill':<24} {'N':>10} {'crossing (' + unit + ')':>18} {pct + ' low':>12} "
+            f"{pct + ' high':>12} {'x fitted N':>10}" + ("  verdict" if args.budget is not None else ""))
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        if "value" not in r:
+            print(f"{r['skill']!s:<24} not predicted: {r['reason']}")
+            continue
+        line = (f"{r['skill']:<24} {r['n']:>10.4g} {r['value']:>18.5g} {r['low']:>12.5g} "
+                f"{r['high']:>12.5g} {r['extrapolation']:>10.3g}")
+        print(line + (f"  {r['verdict']}" if r["verdict"] else ""))
+    if args.json:
+        _write_json(args.json, {"schema": "scalelab.skills-prediction/1", "budget": args.budget,
+                                "predictions": rows})
     return 0
 
 

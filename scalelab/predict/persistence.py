@@ -151,6 +151,36 @@ class SizeTrend:
         half = float(stats.t.ppf(0.5 + level / 2, self.dof)) * np.sqrt(np.maximum(var, 0.0))
         return mean, mean - half, mean + half
 
+    @classmethod
+    def from_dict(cls, d: Any) -> SizeTrend:
+        """Rebuild a trend from :meth:`to_dict` output (``None`` stands for NaN).
+
+        Raises
+        ------
+        DataError
+            If a field is missing or malformed.
+        """
+        def num(v: Any) -> float:
+            return math.nan if v is None else float(v)
+
+        try:
+            cov = d["covariance"]
+            return cls(
+                intercept=num(d["intercept"]), slope=num(d["slope"]),
+                slope_low=num(d["slope_low"]), slope_high=num(d["slope_high"]),
+                tau=num(d["tau"]), log_n_ref=float(d["log_n_ref"]),
+                covariance=((num(cov[0][0]), num(cov[0][1])), (num(cov[1][0]), num(cov[1][1]))),
+                n_points=int(d["n_points"]), n_sizes=int(d["n_sizes"]), dof=int(d["dof"]),
+                weighted=bool(d["weighted"]),
+                size_range=(float(d["size_range"][0]), float(d["size_range"][1])),
+                coverage=float(d["coverage"]),
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise DataError(
+                f"malformed size trend ({type(exc).__name__}: {exc}); write it again with this "
+                "version of scalelab"
+            ) from None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (non-finite numbers become ``None``)."""
         return {

@@ -594,6 +594,66 @@ class SkillsAtScale:
         return {"schema": "scalelab.skills/1", **_to_dict(self)}
 
 
+def predict_saved_skills(
+    saved: Mapping[str, Any],
+    target_n: float | Sequence[float],
+    *,
+    budget: float | None = None,
+    coverage: float | None = None,
+) -> list[dict[str, Any]]:
+    """Predict each skill's crossing at new sizes from a saved ``scalelab.skills/1`` result.
+
+    Parameters
+    ----------
+    saved : mapping
+        The JSON written by ``scalelab skills --json`` (:meth:`SkillsAtScale.to_dict`).
+    target_n : float or sequence of float
+        Model sizes to predict at.
+    budget : float, optional
+        Training budget in the crossings' unit: each prediction gets a verdict
+        (``within_budget`` / ``beyond_budget`` / ``undetermined``).
+    coverage : float, optional
+        Interval coverage (default: the saved result's).
+
+    Returns
+    -------
+    list of dict
+        One per (skill, size): ``skill, n, unit, value, low, high, extrapolation, verdict`` for
+        skills with a fitted trend, or ``skill, status, reason`` for those without.
+
+    Raises
+    ------
+    DataError
+        If ``saved`` is not a ``scalelab.skills/1`` result.
+    """
+    schema = str(saved.get("schema", ""))
+    if schema != "scalelab.skills/1":
+        raise DataError(
+            f"expected a per-skill result (schema scalelab.skills/1, from `scalelab skills --json`), "
+            f"got schema {schema or 'none'!r}"
+        )
+    targets = [float(n) for n in np.atleast_1d(np.asarray(target_n, dtype=float))]
+    unit = str(saved.get("crossings", {}).get("unit", "step"))
+    level = float(saved.get("coverage", 0.95)) if coverage is None else coverage
+    out: list[dict[str, Any]] = []
+    for skill in saved.get("skills", []):
+        if skill.get("trend") is None:
+            out.append({"skill": skill.get("skill"), "status": skill.get("status"),
+                        "reason": skill.get("reason", "")})
+            continue
+        trend = SizeTrend.from_dict(skill["trend"])
+        mean, low, high = (np.exp(v) for v in trend.predict(targets, coverage=level))
+        for i, n in enumerate(targets):
+            verdict = None
+            if budget is not None:
+                verdict = ("within_budget" if high[i] <= budget else
+                           "beyond_budget" if low[i] > budget else "undetermined")
+            out.append({"skill": skill["skill"], "n": n, "unit": unit, "value": float(mean[i]),
+                        "low": float(low[i]), "high": float(high[i]), "coverage": level,
+                        "extrapolation": n / trend.size_range[1], "verdict": verdict})
+    return out
+
+
 def predict_skills(
     crossings: Crossings,
     *,

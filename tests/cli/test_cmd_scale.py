@@ -279,3 +279,30 @@ def test_bad_input_is_one_error_line_with_exit_code_2(
         str(tmp_path / "missing" / "out.json"),
     )
     assert_clean_error(code, err, "folder", "does not exist")
+
+
+def test_predict_reads_a_skills_result_and_matches_its_predictions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scalelab.cli.main import main as scalelab_main
+
+    data = write_csv(tmp_path / "evals.csv", synthetic_table())
+    saved = tmp_path / "skills.json"
+    code, _, err = run_main(capsys, "skills", str(data), *SKILL_ARGS, "--target-n", "1e10,3e10",
+                            "--budget", "3e7", "--json", str(saved))
+    assert code == 0, err
+    out_json = tmp_path / "pred.json"
+    code = scalelab_main(["predict", str(saved), "--at", "N=1e10,3e10", "--budget", "3e7",
+                          "--json", str(out_json)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "grows" in out and "not predicted" in out  # a skill without a trend says why
+    got = {(r["skill"], r["n"]): r for r in json.loads(out_json.read_text())["predictions"] if "value" in r}
+    for skill in json.loads(saved.read_text())["skills"]:
+        for p in skill["predictions"]:
+            r = got[(skill["skill"], p["n"])]
+            assert r["value"] == pytest.approx(p["value"], rel=1e-9)
+            assert (r["low"], r["high"]) == pytest.approx((p["low"], p["high"]), rel=1e-9)
+            assert r["verdict"] == p["verdict"]
+    code = scalelab_main(["predict", str(saved), "--at", "N=1e10", "D=1e9"])
+    assert_clean_error(code, capsys.readouterr().err, "model sizes only")
