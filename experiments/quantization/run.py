@@ -1,0 +1,229 @@
+"""Experiment 5 of issue #7: the quantization model (Michaud et al. 2023).
+
+Multitask sparse parity with Zipf-distributed subtasks (subtask i drawn with probability
+p_i ∝ (i + 1)^-(alpha + 1)). Per subtask: its learning time, the first step at which its
+held-out accuracy reaches 0.9, against its frequency; the quantization model predicts a slope
+near -1 on log-log (a subtask is learned after a fixed number of its own examples). Mean loss
+(the frequency-weighted held-out loss, i.e. the loss on the training distribution) against step:
+a power law L = E + A t^-a whose exponent the model predicts as a = alpha / (alpha + 1).
+
+    python experiments/quantization/run.py [--quick] [--out DIR] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import _common as C
+
+NAME = "quantization"
+LEARNED = 0.9
+
+
+def grid_spec(quick: bool) -> dict[str, Any]:
+    """One parity source, Zipf subtasks; seeds are the only axis (the subtasks stay fixed)."""
+    if quick:
+        tasks, bits, k, steps, batch, size, seeds = 6, 8, 2, 1500, 64, "tiny", [0, 1]
+    else:
+        tasks, bits, k, steps, batch, size, seeds = 10, 8, 2, 6000, 128, "mini", [0, 1, 2]
+    return {
+        "name": "qmq" if quick else "qm",
+        "base": {
+            "steps": steps, "device": "cpu", "checkpoint_every": 0 if quick else 1000,
+            "model": {"size": size},
+            "optim": {"lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 20, "min_lr_ratio": 1.0},
+            "data": {"seq_len": tasks + bits + 5, "batch_size": batch, "sources": {"parity": {
+                "kind": "parity",
+                "options": {"n_tasks": tasks, "n_bits": bits, "k": k, "zipf_exponent": 0.4,
+                            "eval_size": 64, "seed": 0}}}},
+            "eval": {"count": 30 if quick else 40, "max_examples": 64},
+        },
+        "axis": [{"name": "seed", "paths": ["init_seed", "data_seed"], "values": seeds}],
+    }
+
+
+def frequencies(config: Mapping[str, Any]) -> np.ndarray:
+    """The subtask frequencies of a run's parity source."""
+    from scalelab.harness.sources.parity import zipf_probabilities
+
+    opts = config["data"]["sources"]["parity"]["options"]
+    return zipf_probabilities(int(opts["n_tasks"]), float(opts["zipf_exponent"]))
+
+
+def learning_times(acc: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (run, subtask): its frequency and the step its accuracy reached LEARNED."""
+    rows = []
+    for rid, rec in acc.items():
+        p = frequencies(rec["config"])
+        for i in range(p.size):
+            hit = C.first_reach(*rec["curves"][f"parity/{i}"], LEARNED)
+            rows.append({"run": rid, "seed": int(rec["labels"]["seed"]), "subtask": i,
+                         "frequency": float(p[i]), "step": hit.step, "learned": hit.reached})
+    return rows
+
+
+def time_slope(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Slope of log learning time on log frequency over the learned (run, subtask) pairs."""
+    ok = [r for r in rows if r["learned"] and r["step"] > 0]
+    out: dict[str, Any] = {"learned": len(ok), "total": len(rows)}
+    if len({r["subtask"] for r in ok}) < 3:
+        out["note"] = f"only {len({r['subtask'] for r in ok})} subtasks learned; no slope"
+        return out
+    out.update(C.loglog_slope([r["frequency"] for r in ok], [r["step"] for r in ok]))
+    return out
+
+
+def mean_loss(loss: Mapping[str, Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Frequency-weighted held-out loss against step, averaged over runs (shared eval steps)."""
+    curves = []
+    steps = None
+    for rec in loss.values():
+        p = frequencies(rec["config"])
+        s = rec["curves"]["parity/0"][0]
+        total = sum(p[i] * rec["curves"][f"parity/{i}"][1] for i in range(p.size))
+        if steps is not None and not np.array_equal(s, steps):
+            raise C.DataError("runs have different eval steps; rerun them with one grid")
+        steps = s
+        curves.append(total)
+    if steps is None:
+        raise C.DataError("no runs with parity loss curves; run the experiment first")
+    return steps, np.mean(curves, axis=0)
+
+
+def chance_loss(config: Mapping[str, Any]) -> float:
+    """Mean loss per loss token of a model that has learned the format but no parity: ln 2 on the
+    label, 0 on the other loss tokens (EOS)."""
+    from scalelab.harness.sources import make_source
+
+    opts = dict(config["data"]["sources"]["parity"]["options"])
+    src = make_source("parity", **opts)
+    batch = src.eval_sets(src.min_seq_len())["parity/0"]
+    return float(np.log(2.0) / batch.loss_mask.sum(axis=1).mean())
+
+
+def loss_power_law(steps: np.ndarray, loss: np.ndarray, alpha: float, chance: float) -> dict[str, Any]:
+    """Fit L = E + A t^-a to the mean loss where it is below chance; compare a with alpha/(alpha+1).
+
+    Above ``chance`` the loss falls because the model learns the format (and the EOS token), not
+    subtasks, so those evaluations are left out; with fewer than 5 below-chance evaluations there
+    is nothing to fit and the result says so.
+    """
+    from scalelab.curves.aggregation import fit_aggregate_power_law, quantization_exponent
+    from scalelab.errors import ScalelabError
+
+    keep = (steps > 0) & (loss < 0.95 * chance)
+    out: dict[str, Any] = {"predicted_exponent": quantization_exponent(alpha), "zipf_alpha": alpha,
+                           "chance": chance, "points": int(keep.sum()), "min_loss": float(loss.min())}
+    if keep.sum() < 5:
+        out["note"] = (f"the mean loss was below 95% of chance ({chance:.3f} nats, ln 2 on the label) at "
+                       f"{int(keep.sum())} eval steps (minimum {loss.min():.3f}); no subtask learning "
+                       "curve to fit a power law to")
+        return out
+    out["fit_from_step"] = float(steps[keep][0])
+    try:
+        res = fit_aggregate_power_law(steps[keep], loss[keep], bootstrap=200, seed=0)
+    except ScalelabError as exc:
+        out["note"] = f"power-law fit failed: {exc}"
+        return out
+    out.update(res.to_dict())
+    out["amplitude"] = float(res.fit.params["A"].value)
+    return out
+
+
+def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
+           steps: np.ndarray, loss: np.ndarray, fitd: Mapping[str, Any], slope: Mapping[str, Any],
+           path: Path, title: str) -> Path:
+    """Left: per-subtask accuracy; middle: learning time vs frequency; right: mean loss."""
+    fig, ax = C.new_figure(3, width=4.3)
+    rec = acc[sorted(acc)[0]]
+    p = frequencies(rec["config"])
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    for i in range(p.size):
+        s, v = rec["curves"][f"parity/{i}"]
+        ax[0][0].plot(s + 1, v, color=cmap(i / max(p.size - 1, 1)), lw=1)
+    ax[0][0].set(xscale="log", xlabel="step + 1", ylabel="held-out accuracy",
+                 title=f"subtasks (dark = frequent), seed {rec['labels']['seed']}")
+    ok = [r for r in rows if r["learned"] and r["step"] > 0]
+    ax[0][1].scatter([r["frequency"] for r in ok], [r["step"] for r in ok], s=14)
+    if "slope" in slope:
+        f = np.array([r["frequency"] for r in ok])
+        t = np.array([r["step"] for r in ok])
+        b = np.mean(np.log(t)) - slope["slope"] * np.mean(np.log(f))
+        xs = np.geomspace(f.min(), f.max(), 20)
+        ax[0][1].plot(xs, np.exp(b) * xs ** slope["slope"], "k-", lw=0.8,
+                      label=f"slope {slope['slope']:.2f} [{slope['low']:.2f}, {slope['high']:.2f}]")
+        ax[0][1].legend(fontsize=8)
+    if ok:
+        ax[0][1].set(xscale="log", yscale="log")
+    else:
+        ax[0][1].text(0.5, 0.5, f"no subtask reached acc {LEARNED}", ha="center", transform=ax[0][1].transAxes)
+    ax[0][1].set(xlabel="subtask frequency", ylabel=f"step to acc {LEARNED}")
+    ax[0][1].set_title(title, fontsize=8)
+    ax[0][2].plot(steps + 1, loss, "o-", ms=3, lw=1, label="mean loss")
+    ax[0][2].axhline(fitd["chance"], color="grey", lw=0.6, ls=":", label="chance (ln 2 on the label)")
+    if "exponent" in fitd:
+        t = steps[steps >= fitd["fit_from_step"]]
+        ax[0][2].plot(t + 1, fitd["floor"] + fitd["amplitude"] * t ** -fitd["exponent"], "k--", lw=0.8,
+                      label="E + A t^-a")
+        ax[0][2].set_title(f"fit exponent {fitd['exponent']:.2f}; predicted {fitd['predicted_exponent']:.2f}",
+                           fontsize=9)
+    ax[0][2].set(xscale="log", yscale="log", xlabel="step + 1", ylabel="frequency-weighted loss (nats)")
+    ax[0][2].legend(fontsize=8)
+    return C.save_figure(fig, path)
+
+
+def body(argv: Sequence[str] | None) -> int:
+    args = C.parse_args(__doc__.splitlines()[0], argv, "results/quantization")
+    spec = grid_spec(args.quick)
+    wall = C.run_cells(spec, args.out, workers=args.workers)
+    acc = C.eval_curves(args.out / "store", "acc")
+    lossc = C.eval_curves(args.out / "store", "loss")
+    rows = learning_times(acc)
+    slope = time_slope(rows)
+    steps, loss = mean_loss(lossc)
+    alpha = float(spec["base"]["data"]["sources"]["parity"]["options"]["zipf_exponent"])
+    fitd = loss_power_law(steps, loss, alpha, chance_loss(spec["base"]))
+    base = spec["base"]
+    opts = base["data"]["sources"]["parity"]["options"]
+    title = (f"{opts['n_tasks']} subtasks, {opts['n_bits']} bits, k={opts['k']}, alpha={alpha:g}; "
+             f"{base['model']['size']}, batch {base['data']['batch_size']}")
+    figure(acc, rows, steps, loss, fitd, slope, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title)
+    by_task = []
+    for i in sorted({r["subtask"] for r in rows}):
+        rs = [r for r in rows if r["subtask"] == i]
+        b = C.bootstrap_median([r["step"] for r in rs], [r["learned"] for r in rs])
+        by_task.append([i, rs[0]["frequency"], C.interval_text(b, 4)])
+    slope_text = (f"{slope['slope']:.3f} [{slope['low']:.3f}, {slope['high']:.3f}] (90% pairs bootstrap, "
+                  f"{slope['learned']}/{slope['total']} subtask-runs learned)" if "slope" in slope
+                  else slope.get("note", "no slope"))
+    fit_text = (f"{fitd['exponent']:.3f} [{fitd['exponent_ci'][0]:.3f}, {fitd['exponent_ci'][1]:.3f}] "
+                f"(floor {fitd['floor']:.3g}, fitted from step {fitd['fit_from_step']:g}); predicted "
+                f"alpha/(alpha+1) = {fitd['predicted_exponent']:.3f}; implied Zipf alpha "
+                f"{fitd['zipf_alpha']:.3g}" if "exponent" in fitd else fitd.get("note", "no fit"))
+    md = [f"# Quantization model ({'quick' if args.quick else 'full'} mode)", "", title, "",
+          f"Step at which each subtask's held-out accuracy first reaches {LEARNED} "
+          "(median over seeds [90% bootstrap interval] (seeds reached / seeds)):", "",
+          C.markdown_table(["subtask", "frequency", "learning step"], by_task), "",
+          f"* slope of log learning step on log frequency: {slope_text}; the quantization model "
+          "predicts -1",
+          f"* mean-loss power-law exponent: {fit_text}"]
+    C.write_results(args.out, NAME, args, {"grid": spec, "learning_times": rows, "slope": slope,
+                                           "mean_loss": {"steps": steps, "loss": loss}, "loss_fit": fitd},
+                    "\n".join(md), wall_seconds=wall)
+    print("\n".join(md))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return C.main_wrapper(body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
