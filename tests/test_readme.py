@@ -18,7 +18,7 @@ def _fresh_machine_commands() -> list[str]:
 def test_readme_has_two_fresh_machine_commands() -> None:
     cmds = _fresh_machine_commands()
     assert len(cmds) == 2
-    assert "scalelab fit" in cmds[0] and "pytest" in cmds[1]
+    assert "scalelab demo" in cmds[0] and "pytest" in cmds[1]
 
 
 def test_ci_runs_the_readme_test_command() -> None:
@@ -37,4 +37,4 @@ def test_readme_main_job_parses() -> None:
     argv = shlex.split(main_job)
     assert argv[0] == "scalelab"
     args = build_parser().parse_args(argv[1:])
-    assert args.command == "fit" and args.bootstrap == 1000
+    assert args.command == "demo" and args.out == "scalelab-demo"

@@ -32,7 +32,7 @@ examples:
 #: modules under scalelab.cli with a ``register(subparsers)`` function, in help order
 COMMAND_MODULES = (
     "cmd_predict", "cmd_scale", "cmd_curves", "cmd_compress", "cmd_train", "cmd_grid", "cmd_runs",
-    "cmd_report", "cmd_wandb",
+    "cmd_report", "cmd_wandb", "cmd_demo",
 )
 
 
