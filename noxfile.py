@@ -34,3 +34,4 @@ def bench(session: nox.Session) -> None:
     """Speed benchmarks; numbers go to bench-results/*.json (`-- --full` runs the slow baseline in full)."""
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/bench_fit.py", *session.posargs)
+    session.run("python", "benchmarks/bench_ensemble.py")  # 20-30 min on 2 CPU cores

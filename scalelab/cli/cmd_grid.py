@@ -24,6 +24,10 @@ def register(sub: Any) -> None:
     p.add_argument("--store", required=True, metavar="ROOT", help="run store directory (created if absent)")
     p.add_argument("--executor", default="local", choices=["local", "ray", "slurm"])
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--ensemble", nargs="?", type=int, const=True, default=False, metavar="K",
+                   help="train cells that share the architecture together as batched ensembles of up "
+                   "to K runs (default 8), one ensemble per worker; faster only for small per-model "
+                   "work on CPU, see docs/ensemble.md")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per local run (default 1)")
     p.add_argument("--device", help="override every run's device (cpu, cuda)")
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local instance)")
@@ -83,7 +87,8 @@ def run_grid_command(args: argparse.Namespace) -> int:
         options["threads"] = args.threads
     executor = make_executor(args.executor, workers=args.workers, device=args.device, **options)
     with _wandb_env(args.wandb):
-        summary = run_grid(runs, args.store, executor, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        summary = run_grid(runs, args.store, executor, ensemble=args.ensemble,
+                           progress=lambda m: print(m, file=sys.stderr, flush=True))
     print(
         f"grid {grid.name}: {summary.count('finished')} finished, {summary.count('skipped')} already done, "
         f"{summary.count('failed')} failed; store: {args.store}"
