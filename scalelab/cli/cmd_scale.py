@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from scalelab.cli.commands import _check_output, _number, _write_json
 from scalelab.errors import DataError
 
 __all__ = ["main", "register", "run_mixture", "run_persist", "run_skills"]
@@ -556,24 +557,6 @@ def _count(value: float | None) -> str:
 def _pair(low: float | None, high: float | None, digits: int | None = None) -> str:
     fmt = _count if digits is None else (lambda v: _num(v, digits))
     return f"[{fmt(low)}, {fmt(high)}]"
-
-
-def _number(text: str, flag: str) -> float:
-    from scalelab.cli.commands import _number as number
-
-    return number(text, flag)
-
-
-def _check_output(path: str | None) -> None:
-    from scalelab.cli.commands import _check_output as check
-
-    check(path)
-
-
-def _write_json(path: str, payload: dict[str, Any]) -> None:
-    from scalelab.cli.commands import _write_json as write
-
-    write(path, payload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
