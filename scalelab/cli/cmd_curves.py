@@ -11,19 +11,17 @@ command runs.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from scalelab.cli.commands import _check_output, _number, _write_json
+from scalelab.cli.curve_options import add_hold_args, add_level_args, add_table_args
+from scalelab.cli.curve_options import num as _num
 from scalelab.errors import DataError
 
 __all__ = ["main", "register", "run_curves", "run_speedup"]
 
-_DATA_HELP = (
-    "a .csv, .tsv, .jsonl, .json or .parquet file, or a bundled dataset name "
-    "(see `scalelab datasets`)"
-)
 _CURVES_EPILOG = """\
 examples:
   scalelab curves evals.csv --run-col model --skill-col task --step-col step --metric acc \\
@@ -55,41 +53,10 @@ def register(sub: Any) -> None:
 
 
 def _add_table_args(p: argparse.ArgumentParser, metric_default: str | None) -> None:
-    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
-    p.add_argument("--run-col", default="run", metavar="COL", help="run column (default: run)")
-    p.add_argument("--skill-col", metavar="COL", help="skill / task column (default: one skill)")
-    p.add_argument("--step-col", default="step", metavar="COL", help="step column (default: step)")
-    p.add_argument(
-        "--metric",
-        default=metric_default,
-        required=metric_default is None,
-        help="metric to read: a value of --metric-col (long table) or a column (wide table)"
-        + (f"; default {metric_default}" if metric_default else ""),
-    )
-    p.add_argument(
-        "--metric-col",
-        metavar="COL",
-        help="metric-name column of a long table (default: 'metric' if the table has it)",
-    )
-    p.add_argument(
-        "--value-col", default="value", metavar="COL", help="value column (default: value)"
-    )
-    p.add_argument("--tokens-col", metavar="COL", help="tokens seen by each step")
+    add_table_args(p, metric_default)
     p.add_argument("--seed-col", metavar="COL", help="seed column (curves per run and seed)")
     p.add_argument("--where", metavar="EXPR", help='row filter, e.g. "num_fewshot == 0"')
-    p.add_argument(
-        "--sustain",
-        type=int,
-        default=3,
-        metavar="K",
-        help="evaluation points (crossing included) that must stay at the level (default 3)",
-    )
-    p.add_argument(
-        "--offset",
-        type=float,
-        default=1.0,
-        help="interpolate in log(x + offset); 1 keeps step 0 usable (default 1)",
-    )
+    add_hold_args(p)
     p.add_argument("--coverage", type=float, default=0.95, help="interval coverage (default 0.95)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
 
@@ -106,22 +73,8 @@ def _add_curves(sub: Any) -> None:
     )
     _add_table_args(p, None)
     p.add_argument("--flops-col", metavar="COL", help="FLOPs spent by each step")
-    p.add_argument("--stderr-col", metavar="COL", help="standard error of each value (eval noise)")
     p.add_argument("--order-by", metavar="COL", help="numeric column to order runs by")
-    level = p.add_mutually_exclusive_group()
-    level.add_argument("--threshold", type=float, help="absolute level to reach (default 0.9)")
-    level.add_argument(
-        "--fraction",
-        type=float,
-        help="level as a fraction of the way from chance to the final value, e.g. 0.5",
-    )
-    p.add_argument(
-        "--chance",
-        action="append",
-        metavar="[SKILL=]VALUE",
-        help="chance level, for all skills or one (repeatable); also fixes the sigmoid's floor",
-    )
-    p.add_argument("--chance-col", metavar="COL", help="column holding each row's chance level")
+    add_level_args(p)
     p.add_argument(
         "--bootstrap",
         type=int,
@@ -406,34 +359,10 @@ def _step(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.{digits}g}"
-
-
 def _interval(low: float | None, high: float | None, method: str) -> str:
     if method == "none" or (low is None and high is None):
         return "-"
     return f"[{_step(low)}, {_step(high) if high is not None else 'beyond'}]"
-
-
-def _number(text: str, flag: str) -> float:
-    from scalelab.cli.commands import _number as number
-
-    return number(text, flag)
-
-
-def _check_output(path: str | None) -> None:
-    from scalelab.cli.commands import _check_output as check
-
-    check(path)
-
-
-def _write_json(path: str, payload: dict[str, Any]) -> None:
-    from scalelab.cli.commands import _write_json as write
-
-    write(path, payload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,14 +19,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from scalelab.cli.commands import _check_output, _number, _write_json
+from scalelab.cli.curve_options import DATA_HELP as _DATA_HELP
+from scalelab.cli.curve_options import add_hold_args, add_level_args, add_table_args
+from scalelab.cli.curve_options import num as _num
 from scalelab.errors import DataError
 
 __all__ = ["main", "register", "run_mixture", "run_persist", "run_skills"]
 
-_DATA_HELP = (
-    "a .csv, .tsv, .jsonl, .json or .parquet file, or a bundled dataset name "
-    "(see `scalelab datasets`)"
-)
 _SKILLS_EPILOG = """\
 examples:
   scalelab skills evals.csv --size-col n_params --skill-col task --metric acc \\
@@ -82,30 +81,10 @@ def _add_skills(sub: Any) -> None:
         epilog=_SKILLS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("data", metavar="DATA", help=_DATA_HELP)
+    add_table_args(p, "acc")
     p.add_argument("--size-col", required=True, metavar="COL", help="model size of each run")
-    p.add_argument("--run-col", default="run", metavar="COL", help="run column (default: run)")
-    p.add_argument("--skill-col", metavar="COL", help="skill / task column (default: one skill)")
-    p.add_argument("--step-col", default="step", metavar="COL", help="step column (default: step)")
-    p.add_argument("--metric", default="acc", help="metric to read (default: acc)")
-    p.add_argument("--metric-col", metavar="COL", help="metric-name column of a long table")
-    p.add_argument("--value-col", default="value", metavar="COL", help="value column (long table)")
-    p.add_argument("--tokens-col", metavar="COL", help="tokens seen by each step")
-    p.add_argument("--stderr-col", metavar="COL", help="standard error of each value")
-    p.add_argument("--chance-col", metavar="COL", help="column holding each row's chance level")
-    level = p.add_mutually_exclusive_group()
-    level.add_argument("--threshold", type=float, help="absolute level to reach (default 0.9)")
-    level.add_argument(
-        "--fraction", type=float, help="level as a fraction of the way from chance to the final"
-    )
-    p.add_argument(
-        "--chance",
-        action="append",
-        metavar="[SKILL=]VALUE",
-        help="chance level, for all skills or one (repeatable)",
-    )
-    p.add_argument("--sustain", type=int, default=3, metavar="K", help="evaluations held (3)")
-    p.add_argument("--offset", type=float, default=1.0, help="interpolate in log(step + offset)")
+    add_level_args(p)
+    add_hold_args(p)
     p.add_argument(
         "--measure",
         choices=("crossing", "transition"),
@@ -539,12 +518,6 @@ def _sizes(items: Sequence[str] | None, flag: str) -> list[float]:
             if text.strip():
                 out.append(_number(text.strip(), flag))
     return out
-
-
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.{digits}g}"
 
 
 def _count(value: float | None) -> str:
