@@ -59,18 +59,20 @@ from scalelab.harness.config import RunConfig
 from scalelab.harness.device import autocast, resolve_precision, select_device
 from scalelab.harness.evaluation import EvalData, eval_steps, prepare_eval_sets, token_losses
 from scalelab.harness.model import GPT, count_params
+from scalelab.harness.recording import (
+    GuardedObserver,
+    Recorder,
+    config_observer,
+    identity,
+    provenance,
+    start_run,
+)
 from scalelab.harness.trainer import (
     CHECKPOINT_FORMAT,
     Observer,
     Progress,
     RunHandle,
     TrainSummary,
-    _config_observer,
-    _Guarded,
-    _identity,
-    _provenance,
-    _Recorder,
-    _start_run,
     build_data,
     build_model,
     build_optimizer,
@@ -296,7 +298,7 @@ class _Member:
     """One run of the ensemble: its config, store handle, data, records and torch containers."""
 
     def __init__(self, index: int, config: RunConfig, run: RunHandle, stream: Any, eval_sets: list[EvalData],
-                 observer: _Guarded | None) -> None:
+                 observer: GuardedObserver | None) -> None:
         self.index = index
         self.config = config
         self.run = run
@@ -321,7 +323,7 @@ def _check_state(member: _Member, state: Mapping[str, Any]) -> int:
         raise DataError(f"the checkpoint of {member.label} has format {state.get('format')!r}, expected "
                         f"{CHECKPOINT_FORMAT!r}; start a new run id")
     saved = RunConfig.from_dict(json.loads(state["config"]))
-    if _identity(saved) != _identity(member.config):
+    if identity(saved) != identity(member.config):
         raise DataError(f"the checkpoint of {member.label} was written with a different config; use a new run id "
                         "or the same config")
     return int(state["step"])
@@ -370,7 +372,7 @@ class _Session:
             self._load_moments()
         self.clips = [mb.config.optim.grad_clip for mb in members]
         self.plan = _EvalPlan([mb.eval_sets for mb in members])
-        self.recs = [_Recorder(self.batch_size, self.seq_len, self.non_embedding) for _ in members]
+        self.recs = [Recorder(self.batch_size, self.seq_len, self.non_embedding) for _ in members]
         for rec, mb in zip(self.recs, members, strict=True):
             rec.observer = mb.observer
 
@@ -644,8 +646,8 @@ def train_ensemble(
         if key not in prepared:
             prepared[key] = prepare_eval_sets(s.eval_sets(c.data.seq_len), c.eval.max_examples, device)
         eval_sets.append(prepared[key])
-    chosen = list(observers) if observers is not None else [_config_observer(c) for c in configs]
-    members = [_Member(i, c, r, s, e, _Guarded(o) if o is not None else None)
+    chosen = list(observers) if observers is not None else [config_observer(c) for c in configs]
+    members = [_Member(i, c, r, s, e, GuardedObserver(o) if o is not None else None)
                for i, (c, r, s, e, o) in enumerate(zip(configs, runs, streams, eval_sets, chosen, strict=True))]
     info = {"members": len(members), "runs": [str(getattr(r, "run_id", i)) for i, r in enumerate(runs)]}
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []  # CUDA
@@ -712,9 +714,9 @@ def _build_streams(configs: Sequence[RunConfig]) -> list[Any]:
 def _register(mb: _Member, device: torch.device, precision: str, info: Mapping[str, Any]) -> None:
     """Register a new member (its provenance names the ensemble) or check an existing one's config."""
     if not mb.run.exists:
-        mb.run.start(mb.config.to_dict(), {**_provenance(mb.config, device, precision, 1), "ensemble": dict(info)})
+        mb.run.start(mb.config.to_dict(), {**provenance(mb.config, device, precision, 1), "ensemble": dict(info)})
     else:
-        _start_run(mb.config, mb.run, device, precision, 1)
+        start_run(mb.config, mb.run, device, precision, 1)
 
 
 def _common_step(active: list[_Member]) -> None:

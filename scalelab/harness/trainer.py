@@ -54,10 +54,9 @@ import math
 import random
 import time
 import traceback
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,76 +81,19 @@ from scalelab.harness.evaluation import (
     token_losses,
 )
 from scalelab.harness.model import GPT, GPTConfig, count_params
+from scalelab.harness.recording import (
+    GuardedObserver,
+    Observer,
+    Recorder,
+    RunHandle,
+    config_observer,
+    identity,
+    start_run,
+)
 
 __all__ = ["CHECKPOINT_FORMAT", "Observer", "Progress", "RunHandle", "TrainSummary", "lr_multiplier", "train"]
 
 CHECKPOINT_FORMAT = "scalelab.checkpoint/1"
-
-
-class RunHandle(Protocol):
-    """What the trainer needs from :class:`scalelab.store.runs.RunHandle`."""
-
-    @property
-    def exists(self) -> bool: ...
-    def lock(self) -> contextlib.AbstractContextManager[Any]: ...
-    def start(self, config: dict[str, Any], provenance: dict[str, Any]) -> None: ...
-    def config(self) -> dict[str, Any]: ...
-    def append_metrics(self, records: Sequence[Mapping[str, Any]]) -> None: ...
-    def save_checkpoint(self, state: dict[str, Any]) -> None: ...
-    def load_checkpoint(self) -> dict[str, Any] | None: ...
-    def truncate_metrics(self, after_step: int) -> Any: ...
-    def set_status(self, status: str, **info: Any) -> None: ...
-    def read_metrics(self) -> list[dict[str, Any]]: ...
-
-
-# ----------------------------------------------------------------------------- observers
-class Observer(Protocol):
-    """Receives what the trainer records, e.g. to log it live to W&B (rank 0 only).
-
-    ``start`` is called once per training session (fresh or resumed from ``start_step``),
-    ``log`` with each batch of records just written to the store (the records of a step always
-    arrive in one batch), ``finish`` with ``"finished"``, ``"paused"`` (``stop_after``) or
-    ``"failed"``. Exceptions are caught by the trainer (warned once; the observer is dropped).
-    """
-
-    def start(self, *, run_id: str, config: Mapping[str, Any], provenance: Mapping[str, Any],
-              start_step: int, facts: Mapping[str, Any]) -> None: ...
-    def log(self, records: Sequence[Mapping[str, Any]]) -> None: ...
-    def finish(self, status: str) -> None: ...
-
-
-class _Guarded:
-    """Calls an observer; its first exception is warned about once and the observer dropped."""
-
-    def __init__(self, observer: Observer) -> None:
-        self.observer: Observer | None = observer
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.observer is None:
-            return
-        try:
-            getattr(self.observer, method)(*args, **kwargs)
-        except Exception as exc:
-            self.observer = None
-            warnings.warn(f"run observer {type(exc).__name__} in {method}: {exc}; training goes on "
-                          "without it (the store has every record)", RuntimeWarning, stacklevel=2)
-
-
-def _config_observer(config: RunConfig) -> Observer | None:
-    """The W&B observer asked for by ``[tracking.wandb]`` or ``$SCALELAB_WANDB`` (else None).
-
-    Raises
-    ------
-    DataError
-        If W&B tracking is asked for but the wandb package is not installed.
-    """
-    import os
-
-    if (config.tracking is None or config.tracking.wandb is None) and not os.environ.get("SCALELAB_WANDB"):
-        return None
-    from scalelab.tracking.live import observer_for
-
-    return observer_for(config)
 
 
 @dataclass(frozen=True)
@@ -286,76 +228,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _provenance(config: RunConfig, device: torch.device, precision: str, world_size: int) -> dict[str, Any]:
-    """What the trainer adds to the store's provenance (versions, host, git, argv)."""
-    return {
-        "device": str(device),
-        "precision": precision,
-        "seeds": {"init": config.init_seed, "data": config.data_seed},
-        "torch_threads": torch.get_num_threads(),
-        "world_size": world_size,
-    }
-
-
-def _identity(config: RunConfig) -> dict[str, Any]:
-    """The config fields that define the experiment (the device a run uses may change)."""
-    d = config.to_dict()
-    d.pop("device", None)
-    d.pop("tracking", None)  # where a run is also logged does not change the run
-    return d
-
-
 # ----------------------------------------------------------------------------- the loop
-class _Recorder:
-    """Builds records with the step counters and buffers them until the next flush."""
-
-    def __init__(self, batch_size: int, seq_len: int, non_embedding: int, *, enabled: bool = True) -> None:
-        self.batch_size = batch_size
-        self.positions = seq_len - 1
-        self.non_embedding = non_embedding
-        self.enabled = enabled  # False on data-parallel ranks other than 0: they record nothing
-        self.pending: list[dict[str, Any]] = []
-        self.observer: _Guarded | None = None
-
-    def counters(self, step: int) -> dict[str, Any]:
-        tokens = step * self.batch_size * self.positions
-        return {"step": step, "examples": step * self.batch_size, "tokens": tokens,
-                "flops": 6.0 * self.non_embedding * tokens}
-
-    def add(self, step: int, split: str, source: str, metric: str, value: float) -> None:
-        if not self.enabled:
-            return
-        v = None if value is None or not math.isfinite(value) else float(value)
-        self.pending.append({**self.counters(step), "split": split, "source": source, "metric": metric, "value": v})
-
-    def flush(self, run: RunHandle) -> None:
-        if self.pending:
-            run.append_metrics(self.pending)
-            if self.observer is not None:
-                self.observer.call("log", self.pending)
-            self.pending = []
-
-
-def _start_run(config: RunConfig, run: RunHandle, device: torch.device, precision: str, world_size: int) -> None:
-    """Register the run, or check that an existing run (e.g. from a grid) has this config.
-
-    A grid stores the config as written; it is compared after validation and with defaults
-    filled in, ignoring the device (a run may resume on another device).
-    """
-    if not run.exists:
-        run.start(config.to_dict(), _provenance(config, device, precision, world_size))
-        return
-    try:
-        stored = RunConfig.from_dict(run.config())
-    except DataError as exc:
-        raise DataError(f"the run's stored config is not valid ({exc}); use a new run id") from None
-    new, old = _identity(config), _identity(stored)
-    if new != old:
-        first = next(k for k in [*new, *old] if new.get(k) != old.get(k))
-        raise DataError(f"the run already exists with a different config (it differs in {first!r}); "
-                        "use a new run id or the stored config")
-
-
 def _on_main(group: distributed.Group | None, fn: Callable[[], Any]) -> Any:
     """Call ``fn`` on rank 0 only and hand its result, or its failure, to every rank.
 
@@ -450,14 +323,14 @@ def train(
     eval_sets = prepare_eval_sets(stream.eval_sets(config.data.seq_len), config.eval.max_examples, device) if main else []
     source_names = list(stream.names)  # batch source_ids index into these
     if main and observer is None:
-        observer = _config_observer(config)
-    watcher = _Guarded(observer) if main and observer is not None else None
+        observer = config_observer(config)
+    watcher = GuardedObserver(observer) if main and observer is not None else None
     cuda = [torch.cuda.current_device()] if device.type == "cuda" else []  # CUDA
     with distributed.process_group(launch, device) as group, contextlib.ExitStack() as held:
 
         def open_run() -> None:  # rank 0: one writer per run
             held.enter_context(run.lock())  # re-entrant: a caller may already hold it through the same handle
-            _start_run(config, run, device, precision, world_size)
+            start_run(config, run, device, precision, world_size)
 
         _on_main(group, open_run)
         with torch.random.fork_rng(devices=cuda):  # the caller's global torch RNG is left alone
@@ -499,7 +372,7 @@ class _Loop:
     def __init__(self, config: RunConfig, run: RunHandle, model: GPT, stream: Any, source_names: list[str],
                  eval_sets: list[EvalData], device: torch.device, precision: str,
                  progress: Callable[[Progress], None] | None, group: distributed.Group | None = None,
-                 observer: _Guarded | None = None) -> None:
+                 observer: GuardedObserver | None = None) -> None:
         self.config, self.handle, self.raw_model, self.stream = config, run, model, stream
         self.source_names = source_names
         self.eval_sets = eval_sets
@@ -517,7 +390,7 @@ class _Loop:
             self.eval_model = maybe_compile(model, config.compile)  # rank 0 evaluates alone
         self.optimizer, self.scheduler = build_optimizer(model, config)
         self.params, self.non_embedding = count_params(model)
-        self.rec = _Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding, enabled=self.main)
+        self.rec = Recorder(config.data.batch_size, config.data.seq_len, self.non_embedding, enabled=self.main)
         self.rec.observer = self.observer = observer
         self.eval_at = set(eval_steps(config.steps, config.eval.count))
 
@@ -546,7 +419,7 @@ class _Loop:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise DataError(f"the run's checkpoint has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; start a new run id")
         saved = RunConfig.from_dict(json.loads(state["config"]))
-        if _identity(saved) != _identity(self.config):
+        if identity(saved) != identity(self.config):
             raise DataError("the run's checkpoint was written with a different config; use a new run id or the same config")
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
