@@ -87,7 +87,10 @@ def _size_legend(fig: Any, data: CurveData, colours: Mapping[str, Any], runs: Se
         handles.append(Line2D([], [], color=colours[present[0]], lw=2))
         count = f" ({len(present)} runs)" if len(present) > 1 else ""
         labels.append(f"{size.label}{count}")
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5),
+    # as many columns as fit the figure's width (a one-panel figure is narrow), at most 5
+    longest = max((len(label) for label in labels), default=1)
+    fit = max(1, int(fig.get_figwidth() / (0.45 + 0.075 * longest)))
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5, fit),
                frameon=False, fontsize=9)
 
 

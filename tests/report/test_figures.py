@@ -128,3 +128,24 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(DataError, match=r"pip install 'scalelab\[report\]'"):
         new_figure(2, 2)
+
+
+def test_size_legend_fits_a_one_panel_figure() -> None:
+    """Four sizes on one skill: the legend wraps into rows instead of running off the figure."""
+    sizes = [21_720, 84_912, 340_000, 1_360_000]
+    cols: dict[str, list[Any]] = {"run": [], "step": [], "acc": [], "n_params": []}
+    for i, n in enumerate(sizes):
+        for step in (0, 10, 100, 1000):
+            cols["run"].append(f"run-{n}")
+            cols["step"].append(step)
+            cols["acc"].append(min(1.0, step / 1000 * (i + 1) / 4))
+            cols["n_params"].append(n)
+    data = curves_from_table({k: np.array(v) for k, v in cols.items()}, metric="acc",
+                             size_col="n_params")
+    fig = draw_learning_curves(data, ())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.legends[0].get_window_extent(renderer)
+    frame = fig.bbox
+    assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1, (box, frame)
+    assert len(fig.legends[0].get_texts()) == 4
