@@ -27,7 +27,6 @@ import json
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,11 +182,7 @@ def run_demo(
     say("demo: [6/6] building the report")
     from scalelab.report import find_chromium, screenshot
 
-    with warnings.catch_warnings():
-        # FitResult.compute_optimal (isoFLOP view) takes np.nanquantile over bootstrap optima,
-        # which warns when one is infinite; the quantiles it returns are still finite
-        warnings.filterwarnings("ignore", "invalid value encountered in subtract", RuntimeWarning)
-        report = _build_report(out, files, forecast, settings, quick, say)
+    report = _build_report(out, files, forecast, settings, quick, say)
     files["report"] = report.html
     files["summary"] = out / "demo.json"
     result = DemoResult(

@@ -203,7 +203,7 @@ class FitResult:
         for key, val in best.items():
             lo = hi = math.nan
             if draws is not None:
-                lo, hi = (float(q) for q in np.nanquantile(draws[key], [alpha, 1 - alpha]))
+                lo, hi = _draw_quantiles(np.asarray(draws[key], dtype=float).ravel(), alpha)
             out[key] = Estimate(key, float(np.ravel(val)[0]), ci_low=lo, ci_high=hi)
         return out
 
@@ -382,3 +382,24 @@ def _fmt(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "-"
     return f"{x:.6g}"
+
+
+def _draw_quantiles(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The ``alpha`` and ``1 - alpha`` quantiles of bootstrap draws, NaNs dropped.
+
+    A draw may be infinite (a refit whose optimum runs off to infinite N or D). Interpolating
+    next to it is ``inf - inf``; that quantile is then the infinite end itself, not NaN, and
+    numpy's warning about it is not raised to the caller.
+    """
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return math.nan, math.nan
+    with np.errstate(invalid="ignore"):
+        q = np.quantile(values, [alpha, 1 - alpha])
+    out = []
+    for v, rank in zip(q, (alpha, 1 - alpha), strict=True):
+        if np.isnan(v):  # interpolated between an infinite draw and its neighbour
+            v = np.sort(values)[min(values.size - 1, int(np.ceil(rank * (values.size - 1))))]
+        out.append(float(v))
+    return out[0], out[1]
+

@@ -74,3 +74,21 @@ def test_prediction_at_chinchilla(boot_fit: FitResult) -> None:
     assert pred.mean[0] == pytest.approx(1.97, abs=0.01)
     narrow = boot_fit.predict(N=70e9, D=1.4e12, coverage=0.5)
     assert pred.lower[0] < narrow.lower[0] < narrow.upper[0] < pred.upper[0]
+
+
+def test_compute_optimal_with_unbounded_bootstrap_optima(boot_fit: FitResult) -> None:
+    """A refit whose optimum is infinite makes the interval's end infinite, without a warning."""
+    import dataclasses
+    import warnings
+
+    draws = np.array(boot_fit.bootstrap, dtype=float, copy=True)
+    names = list(boot_fit.law.param_names)
+    beta = names.index("beta")
+    draws[: max(1, len(draws) // 10), beta] = 0.0  # no data term: the optimum N runs off to inf
+    varied = dataclasses.replace(boot_fit, bootstrap=draws)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = varied.compute_optimal(5.88e23)
+    best = boot_fit.compute_optimal(5.88e23)
+    assert plan["N"].value == best["N"].value  # the best fit is unchanged
+    assert np.isfinite(plan["N"].ci_low) and plan["N"].ci_high == np.inf
