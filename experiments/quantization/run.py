@@ -5,7 +5,8 @@ p_i ∝ (i + 1)^-(alpha + 1)). Per subtask: its learning time, the first step at
 held-out accuracy reaches 0.9, against its frequency; the quantization model predicts a slope
 near -1 on log-log (a subtask is learned after a fixed number of its own examples). Mean loss
 (the frequency-weighted held-out loss, i.e. the loss on the training distribution) against step:
-a power law L = E + A t^-a whose exponent the model predicts as a = alpha / (alpha + 1).
+a power law L = E + A t^-a whose exponent the model predicts as a = alpha / (alpha + 1), fitted
+while subtasks are still being learned. The subtasks have k = 1 bit (see :func:`grid_spec`).
 
     python experiments/quantization/run.py [--quick] [--out DIR] [--workers 2]
 """
@@ -28,11 +29,16 @@ LEARNED = 0.9
 
 
 def grid_spec(quick: bool) -> dict[str, Any]:
-    """One parity source, Zipf subtasks; seeds are the only axis (the subtasks stay fixed)."""
+    """One parity source, Zipf subtasks; seeds are the only axis (the subtasks stay fixed).
+
+    ``k = 1``: with ``k = 2`` the harness's GPT stayed on the parity plateau (chance on every
+    subtask) for up to 6,000 steps even with a single subtask (docs/experiments/quantization.md),
+    while ``k = 1`` subtasks are learned one by one, each after a plateau, within the budget.
+    """
     if quick:
-        tasks, bits, k, steps, batch, size, seeds = 6, 8, 2, 1500, 64, "tiny", [0, 1]
+        tasks, bits, k, steps, batch, size, seeds = 4, 8, 1, 2000, 64, "tiny", [0, 1]
     else:
-        tasks, bits, k, steps, batch, size, seeds = 10, 8, 2, 6000, 128, "mini", [0, 1, 2]
+        tasks, bits, k, steps, batch, size, seeds = 8, 8, 1, 8000, 64, "tiny", [0, 1, 2]
     return {
         "name": "qmq" if quick else "qm",
         "base": {
@@ -108,23 +114,38 @@ def chance_loss(config: Mapping[str, Any]) -> float:
     return float(np.log(2.0) / batch.loss_mask.sum(axis=1).mean())
 
 
-def loss_power_law(steps: np.ndarray, loss: np.ndarray, alpha: float, chance: float) -> dict[str, Any]:
+def last_learning_step(rows: Sequence[Mapping[str, Any]]) -> float | None:
+    """The step at which the last (run, subtask) was learned; None if any was never learned."""
+    if not rows or not all(r["learned"] for r in rows):
+        return None
+    return float(max(r["step"] for r in rows))
+
+
+def loss_power_law(steps: np.ndarray, loss: np.ndarray, alpha: float, chance: float,
+                   until: float | None = None) -> dict[str, Any]:
     """Fit L = E + A t^-a to the mean loss where it is below chance; compare a with alpha/(alpha+1).
 
     Above ``chance`` the loss falls because the model learns the format (and the EOS token), not
-    subtasks, so those evaluations are left out; with fewer than 5 below-chance evaluations there
-    is nothing to fit and the result says so.
+    subtasks, so those evaluations are left out. After ``until`` (the step at which the last
+    subtask was learned, :func:`last_learning_step`) every subtask is learned and the loss sits at
+    its numerical floor: the Zipf tail the power law comes from is used up (the quantization
+    model's law needs unlearned subtasks left), so those evaluations are left out too. With fewer
+    than 5 evaluations left there is nothing to fit and the result says so.
     """
     from scalelab.curves.aggregation import fit_aggregate_power_law, quantization_exponent
     from scalelab.errors import ScalelabError
 
     keep = (steps > 0) & (loss < 0.95 * chance)
+    if until is not None:
+        keep &= steps <= until
     out: dict[str, Any] = {"predicted_exponent": quantization_exponent(alpha), "zipf_alpha": alpha,
-                           "chance": chance, "points": int(keep.sum()), "min_loss": float(loss.min())}
+                           "chance": chance, "points": int(keep.sum()), "min_loss": float(loss.min()),
+                           "fit_until_step": until}
     if keep.sum() < 5:
-        out["note"] = (f"the mean loss was below 95% of chance ({chance:.3f} nats, ln 2 on the label) at "
-                       f"{int(keep.sum())} eval steps (minimum {loss.min():.3f}); no subtask learning "
-                       "curve to fit a power law to")
+        upto = "" if until is None else f" up to step {until:g}, when the last subtask was learned,"
+        out["note"] = (f"the mean loss was below 95% of chance ({chance:.3f} nats, ln 2 on the label){upto} at "
+                       f"{int(keep.sum())} eval steps (minimum {loss.min():.3f}); too few points of a subtask "
+                       "learning curve to fit a power law to")
         return out
     out["fit_from_step"] = float(steps[keep][0])
     try:
@@ -162,6 +183,7 @@ def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any
         ax[0][1].legend(fontsize=8)
     if ok:
         ax[0][1].set(xscale="log", yscale="log")
+        ax[0][1].xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
     else:
         ax[0][1].text(0.5, 0.5, f"no subtask reached acc {LEARNED}", ha="center", transform=ax[0][1].transAxes)
     ax[0][1].set(xlabel="subtask frequency", ylabel=f"step to acc {LEARNED}")
@@ -169,7 +191,8 @@ def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any
     ax[0][2].plot(steps + 1, loss, "o-", ms=3, lw=1, label="mean loss")
     ax[0][2].axhline(fitd["chance"], color="grey", lw=0.6, ls=":", label="chance (ln 2 on the label)")
     if "exponent" in fitd:
-        t = steps[steps >= fitd["fit_from_step"]]
+        end = fitd["fit_until_step"] if fitd["fit_until_step"] is not None else steps[-1]
+        t = steps[(steps >= fitd["fit_from_step"]) & (steps <= end)]
         ax[0][2].plot(t + 1, fitd["floor"] + fitd["amplitude"] * t ** -fitd["exponent"], "k--", lw=0.8,
                       label="E + A t^-a")
         ax[0][2].set_title(f"fit exponent {fitd['exponent']:.2f}; predicted {fitd['predicted_exponent']:.2f}",
@@ -189,7 +212,7 @@ def body(argv: Sequence[str] | None) -> int:
     slope = time_slope(rows)
     steps, loss = mean_loss(lossc)
     alpha = float(spec["base"]["data"]["sources"]["parity"]["options"]["zipf_exponent"])
-    fitd = loss_power_law(steps, loss, alpha, chance_loss(spec["base"]))
+    fitd = loss_power_law(steps, loss, alpha, chance_loss(spec["base"]), last_learning_step(rows))
     base = spec["base"]
     opts = base["data"]["sources"]["parity"]["options"]
     title = (f"{opts['n_tasks']} subtasks, {opts['n_bits']} bits, k={opts['k']}, alpha={alpha:g}; "
@@ -199,18 +222,24 @@ def body(argv: Sequence[str] | None) -> int:
     for i in sorted({r["subtask"] for r in rows}):
         rs = [r for r in rows if r["subtask"] == i]
         b = C.bootstrap_median([r["step"] for r in rs], [r["learned"] for r in rs])
-        by_task.append([i, rs[0]["frequency"], C.interval_text(b, 4)])
+        own = "-" if b["median"] is None else round(b["median"] * rs[0]["frequency"] * base["data"]["batch_size"])
+        by_task.append([i, rs[0]["frequency"], C.interval_text(b, 4), own])
     slope_text = (f"{slope['slope']:.3f} [{slope['low']:.3f}, {slope['high']:.3f}] (90% pairs bootstrap, "
                   f"{slope['learned']}/{slope['total']} subtask-runs learned)" if "slope" in slope
                   else slope.get("note", "no slope"))
+    until = fitd["fit_until_step"]
     fit_text = (f"{fitd['exponent']:.3f} [{fitd['exponent_ci'][0]:.3f}, {fitd['exponent_ci'][1]:.3f}] "
-                f"(floor {fitd['floor']:.3g}, fitted from step {fitd['fit_from_step']:g}); predicted "
-                f"alpha/(alpha+1) = {fitd['predicted_exponent']:.3f}; implied Zipf alpha "
-                f"{fitd['zipf_alpha']:.3g}" if "exponent" in fitd else fitd.get("note", "no fit"))
+                f"(floor {fitd['floor']:.3g}, fitted to {fitd['points']} evaluations from step "
+                f"{fitd['fit_from_step']:g}{'' if until is None else f' to {until:g}'}); predicted "
+                f"alpha/(alpha+1) = {fitd['predicted_exponent']:.3f}; "
+                + (f"implied Zipf alpha {fitd['zipf_alpha']:.3g}" if np.isfinite(fitd["zipf_alpha"])
+                   else "no Zipf alpha implies an exponent >= 1") if "exponent" in fitd else fitd.get("note", "no fit"))
     md = [f"# Quantization model ({'quick' if args.quick else 'full'} mode)", "", title, "",
           f"Step at which each subtask's held-out accuracy first reaches {LEARNED} "
           "(median over seeds [90% bootstrap interval] (seeds reached / seeds)):", "",
-          C.markdown_table(["subtask", "frequency", "learning step"], by_task), "",
+          C.markdown_table(["subtask", "frequency", "learning step", "own examples by then"], by_task),
+          "", "(own examples: median learning step x frequency x batch size, the subtask's expected "
+          "training examples when it was learned; the quantization model predicts them equal)", "",
           f"* slope of log learning step on log frequency: {slope_text}; the quantization model "
           "predicts -1",
           f"* mean-loss power-law exponent: {fit_text}"]

@@ -206,12 +206,41 @@ def test_quantization_flat_loss_is_not_fitted() -> None:
     # the loss falls a lot while the format is learned, then sits at chance: nothing to fit
     loss = np.array([5.5, 5.0, 3.0, 1.0, 0.4, 0.35, 0.347, 0.347])
     fitd = QM.loss_power_law(steps, loss, 0.4, chance=math.log(2) / 2)
-    assert "exponent" not in fitd and "no subtask learning curve" in fitd["note"]
+    assert "exponent" not in fitd and "too few points" in fitd["note"]
+
+
+def test_quantization_loss_fit_stops_when_every_subtask_is_learned() -> None:
+    # 3 t^-0.5 from step 100 to 1600, then every subtask is learned and the loss is ~0 (noisy)
+    steps = np.concatenate([[0.0], np.geomspace(100, 1600, 9), [3200, 6400, 12800]])
+    loss = np.concatenate([[0.35], 3 * np.geomspace(100, 1600, 9) ** -0.5, [1e-5, 1e-3, 2e-5]])
+    rows = [{"subtask": i, "frequency": 0.5, "step": s, "learned": True} for i, s in enumerate([150, 1600])]
+    assert QM.last_learning_step(rows) == 1600.0
+    assert QM.last_learning_step([*rows, {**rows[0], "learned": False}]) is None
+    fitd = QM.loss_power_law(steps, loss, 0.4, chance=0.35, until=QM.last_learning_step(rows))
+    assert fitd["points"] == 9 and fitd["fit_from_step"] == 100.0
+    assert fitd["exponent"] == pytest.approx(0.5, abs=0.05)
 
 
 def test_quantization_chance_loss_is_ln2_over_loss_tokens() -> None:
     config = QM.grid_spec(True)["base"]
     assert QM.chance_loss(config) == pytest.approx(math.log(2) / 2)  # label and EOS
+
+
+def test_quantization_grids_build_learnable_sources() -> None:
+    from scalelab.harness.sources import make_source
+
+    for quick in (True, False):
+        spec = QM.grid_spec(quick)
+        base = spec["base"]
+        src = make_source("parity", **base["data"]["sources"]["parity"]["options"])
+        assert base["data"]["seq_len"] >= src.min_seq_len()
+        assert src.k == 1  # k = 2 stayed at chance for 6,000 steps in the harness's GPT
+        p = QM.frequencies(base)
+        assert p[0] / p[-1] > 5  # frequencies spread enough for a slope on log-log
+    full = QM.grid_spec(False)
+    assert full["base"]["data"]["sources"]["parity"]["options"]["n_tasks"] >= 5
+    assert len(full["axis"][0]["values"]) >= 3
+    assert full["base"]["steps"] > QM.grid_spec(True)["base"]["steps"]
 
 
 def test_quantization_too_few_learned_subtasks_gives_no_slope() -> None:

@@ -74,3 +74,30 @@ def test_one_eval_set_per_subtask_held_out_from_training():
 def test_bad_options_raise(options, message):
     with pytest.raises(DataError, match=message):
         make_source("parity", **options)
+
+
+def test_loss_and_answer_masks_score_exactly_the_label_and_eos():
+    # the label is the only learnable target: a mask that also covered the (random) data bits
+    # or missed the label would make the task unlearnable or trivially easy
+    src = ParitySource(n_tasks=3, n_bits=6, k=2, seed=1, eval_size=8)
+    width = src.min_seq_len()
+    for batch in (src.sample(np.random.default_rng(3), 64, width + 2), src.eval_sets(width)["parity/2"]):
+        targets = batch.tokens[:, 1:]
+        label_col = 3 + 1 + 6 + 1  # targets[:, j] is tokens[:, j + 1]: control, '|', bits, '='
+        assert np.all(np.isin(targets[:, label_col], [ord("0"), ord("1")]))
+        assert np.all(targets[:, label_col + 1] == 258)  # EOS
+        expected = np.zeros_like(batch.loss_mask)
+        expected[:, [label_col, label_col + 1]] = True
+        np.testing.assert_array_equal(batch.loss_mask, expected)
+        np.testing.assert_array_equal(batch.answer_mask, expected)
+
+
+def test_eval_labels_use_the_training_subsets():
+    # an eval label computed from another subset than training would pin accuracy at chance
+    src = ParitySource(n_tasks=4, n_bits=8, k=2, seed=3, eval_size=32)
+    for i, batch in src.eval_sets(src.min_seq_len()).items():
+        task = int(i.split("/")[1])
+        for t, bits, label in _parse(batch):
+            assert t == task and label == int(bits[src.subsets[task]].sum() % 2)
+    again = ParitySource(n_tasks=4, n_bits=8, k=2, seed=3, eval_size=32)
+    np.testing.assert_array_equal(again.subsets, src.subsets)  # the seed fixes the subsets
