@@ -1,19 +1,29 @@
 """Experiment 2 of issue #7: data format (Lee et al. 2023, "Teaching Arithmetic to Small Transformers").
 
 Addition in the plain, reversed, simplified-scratchpad and detailed-scratchpad formats of the same
-pairs, at two model sizes, over seeds. Every training row is a fresh pair, so the examples seen
-when held-out exact-match accuracy first reaches 0.9 is the number of examples needed; tokens
-needed is that times the format's mean example length (BOS and EOS included, no padding).
-Lee et al. report detailed < simplified < reverse < plain in examples needed; the run says
-whether that order replicates here, and whether it also holds per token.
+pairs, at three model sizes (two in quick mode), over seeds. Every training row is a fresh pair,
+so the examples seen when held-out exact-match accuracy first reaches 0.9 is the number of
+examples needed; tokens needed is that times the format's mean example length (BOS and EOS
+included, no padding). Lee et al. report detailed < simplified < reverse < plain in examples
+needed; the run says whether that order replicates here, and whether it also holds per token.
+
+Each format has its own step budget (a scratchpad example costs 5-20x the compute of a plain
+one), so the formats run as separate grids into one store. Per model size, the speedup of each
+format over plain (plain's examples needed / the format's, and the same per token) is written
+as the "effects" list that experiment 6 (the scale caveat) reads.
 
     python experiments/format/run.py [--quick] [--out DIR] [--workers 2]
 """
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +33,61 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _common as C
 
+from scalelab.errors import DataError
+
 NAME = "format"
 TARGET = 0.9
 #: Lee et al.'s order, fewest examples needed first.
 PAPER_ORDER = ("detailed_scratchpad", "simple_scratchpad", "reverse", "plain")
+#: the format every other one is compared with in the effects list
+BASELINE = "plain"
+COVERAGE = 0.9
+N_BOOT = 2000
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The grid of one mode: task, sizes, optimiser, and each format's step budget and seeds."""
+
+    digits: int
+    sizes: tuple[str, ...]
+    batch: int
+    lr: float
+    n_eval: int
+    eval_count: int
+    steps: Mapping[str, int]  # format -> training steps (its examples budget / batch)
+    seeds: Mapping[str, tuple[int, ...]]  # format -> seeds
+
+
+def plan(quick: bool) -> Plan:
+    """The quick (CI) or full grid.
+
+    Budgets are set in *tokens* (about the same compute per token): plain and reverse get
+    ``plain_steps``; a scratchpad format gets as many steps as give ``scratch_share`` of plain's
+    tokens (its examples are 5-20x longer). A format that needs fewer examples than plain but
+    not proportionally fewer tokens is censored by that. In the full mode the scratchpads get a
+    quarter of plain's tokens and one seed: on the shared machine (load average 12-15) a
+    ``tiny`` detailed-scratchpad run at plain's token budget needed about 8 minutes of wall
+    clock for half its steps, so the equal-token design at 3 sizes x 3 seeds could not finish.
+    """
+    if quick:
+        digits, sizes, batch, lr, n_eval, count, plain_steps = 2, ("tiny", "mini"), 64, 3e-3, 100, 10, 400
+        seeds, scratch_seeds, scratch_share = (0, 1), (0, 1), 1.0
+    else:
+        digits, sizes, batch, lr, n_eval, count, plain_steps = 3, ("tiny", "mini", "small"), 64, 2e-3, 200, 14, 2000
+        seeds, scratch_seeds, scratch_share = (0, 1, 2), (0,), 0.25
+    base = tokens_per_example(BASELINE, digits)
+    steps, seed_of = {}, {}
+    for f in PAPER_ORDER:
+        scratch = f.endswith("scratchpad")
+        share = scratch_share if scratch else 1.0
+        steps[f] = max(10, round(plain_steps * share * base / tokens_per_example(f, digits)))
+        seed_of[f] = scratch_seeds if scratch else seeds
+    return Plan(digits=digits, sizes=sizes, batch=batch, lr=lr, n_eval=n_eval, eval_count=count,
+                steps=steps, seeds=seed_of)
+
+
+@functools.lru_cache(maxsize=64)
 def tokens_per_example(fmt: str, digits: int, n: int = 4000, seed: int = 0) -> float:
     """Mean tokens of one example in format ``fmt`` (one token per byte, plus BOS and EOS)."""
     from scalelab.harness.sources.addition import render_addition
@@ -38,36 +97,69 @@ def tokens_per_example(fmt: str, digits: int, n: int = 4000, seed: int = 0) -> f
     return float(np.mean([sum(map(len, render_addition(int(a), int(b), fmt)[:2])) + 2 for a, b in ab]))
 
 
-def grid_spec(quick: bool) -> dict[str, Any]:
-    """Formats (each with its own row width) x model sizes x seeds, same examples budget."""
+def _data(fmt: str, p: Plan) -> dict[str, Any]:
     from scalelab.harness.sources import make_source
 
-    if quick:
-        digits, sizes, seeds, steps, batch, lr, n_eval = 2, ["tiny"], [0, 1], 200, 32, 3e-3, 200
-    else:
-        digits, sizes, seeds, steps, batch, lr, n_eval = 3, ["tiny", "mini"], [0, 1], 1500, 32, 3e-3, 300
-    data_values = []
-    for fmt in PAPER_ORDER:
-        src = make_source("addition", format=fmt, digits=digits)
-        data_values.append({"seq_len": src.min_seq_len(), "batch_size": batch, "sources": {
-            "addition": {"kind": "addition", "options": {"digits": digits, "format": fmt, "eval_size": n_eval}}}})
-    return {
-        "name": "fmtq" if quick else "fmt",
-        "base": {
-            "steps": steps, "device": "cpu", "checkpoint_every": 0 if quick else 500,
-            "model": {"size": "tiny"},
-            "optim": {"lr": lr, "weight_decay": 0.1, "warmup_steps": 20, "min_lr_ratio": 0.1},
-            "data": data_values[0],
-            "eval": {"count": 14 if quick else 24, "max_examples": n_eval},
-        },
-        "axis": [
-            {"name": "format", "path": "data", "values": data_values, "labels": list(PAPER_ORDER)},
-            {"name": "size", "path": "model.size", "values": sizes},
-            {"name": "seed", "paths": ["init_seed", "data_seed"], "values": seeds},
-        ],
-    }
+    src = make_source("addition", format=fmt, digits=p.digits)
+    return {"seq_len": src.min_seq_len(), "batch_size": p.batch, "sources": {
+        "addition": {"kind": "addition", "options": {"digits": p.digits, "format": fmt, "eval_size": p.n_eval}}}}
 
 
+def grid_specs(quick: bool) -> list[dict[str, Any]]:
+    """One grid per step budget: its formats x model sizes x seeds (the formats share a store)."""
+    p = plan(quick)
+    budgets = sorted({(p.steps[f], p.seeds[f]) for f in PAPER_ORDER}, reverse=True)  # plain first
+    specs = []
+    for steps, seeds in budgets:
+        fmts = [f for f in PAPER_ORDER if (p.steps[f], p.seeds[f]) == (steps, seeds)]
+        data = [_data(f, p) for f in fmts]
+        specs.append({
+            "name": f"{'fmtq' if quick else 'fmt'}{steps}",
+            "base": {
+                "steps": steps, "device": "cpu", "checkpoint_every": 0,
+                "model": {"size": p.sizes[0]},
+                "optim": {"lr": p.lr, "weight_decay": 0.1, "warmup_steps": min(50, steps // 5),
+                          "min_lr_ratio": 0.1},
+                "data": data[0],
+                "eval": {"count": p.eval_count, "max_examples": p.n_eval},
+            },
+            "axis": [
+                {"name": "format", "path": "data", "values": data, "labels": fmts},
+                {"name": "size", "path": "model.size", "values": list(p.sizes)},
+                {"name": "seed", "paths": ["init_seed", "data_seed"], "values": list(seeds)},
+            ],
+        })
+    return specs
+
+
+def n_params_of(config: Mapping[str, Any]) -> int:
+    """Non-embedding parameters of a run's model (Kaplan et al.'s count, as the harness logs it).
+
+    ``n_layer (12 d^2 + 13 d) + 2 d``, the formula of
+    :func:`scalelab.harness.model.non_embedding_params` (not imported: it would load torch).
+    """
+    from scalelab.harness.config import SIZE_LADDER
+
+    m = config.get("model", {})
+    dims = SIZE_LADDER[m["size"]] if m.get("size") else None
+    n_layer = dims.n_layer if dims else int(m["n_layer"])
+    d = dims.d_model if dims else int(m["d_model"])
+    return int(n_layer * (12 * d * d + 13 * d) + 2 * d)
+
+
+def own_runs(curves: Mapping[str, Any], specs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The curves of this grid's runs only (a reused ``--out`` may hold runs of other grids)."""
+    from scalelab.harness.grid import parse_grid
+
+    ids = {r.run_id for spec in specs for r in parse_grid(dict(spec)).runs()}
+    missing = sorted(ids - set(curves))
+    if missing:
+        raise DataError(f"{len(missing)} run(s) of the grid have no metrics, first {missing[0]}; "
+                        "rerun the experiment to finish them")
+    return {k: v for k, v in curves.items() if k in ids}
+
+
+# ----------------------------------------------------------------------------- analysis
 def per_run(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Examples and tokens seen when held-out accuracy first reaches the target, one row per run."""
     rows = []
@@ -83,30 +175,118 @@ def per_run(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         batch = float(rec["config"]["data"]["batch_size"])
         rows.append({
             "run": rid, "format": lab["format"], "size": lab["size"], "seed": int(lab["seed"]),
+            "n_params": n_params_of(rec["config"]),
             "tokens_per_example": cache[key], "reached": hit.reached,
             "examples": hit.step * batch, "tokens": hit.step * batch * cache[key],
             "final_acc": float(acc[-1]), "last_examples": float(steps[-1]) * batch,
         })
-    return sorted(rows, key=lambda r: (r["size"], PAPER_ORDER.index(r["format"]), r["seed"]))
+    return sorted(rows, key=lambda r: (r["n_params"], PAPER_ORDER.index(r["format"]), r["seed"]))
+
+
+def sizes_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Model size labels, smallest model first."""
+    n = {r["size"]: r["n_params"] for r in rows}
+    return sorted(n, key=lambda s: (n[s], s))
 
 
 def per_cell(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Median examples and tokens needed over seeds, with bootstrap intervals, per (size, format)."""
     cells = []
-    for size in sorted({r["size"] for r in rows}):
+    for size in sizes_of(rows):
         for fmt in PAPER_ORDER:
             rs = [r for r in rows if r["size"] == size and r["format"] == fmt]
             if not rs:
                 continue
             ok = [r["reached"] for r in rs]
-            cells.append({
-                "size": size, "format": fmt, "seeds": len(rs),
+            cell = {
+                "size": size, "n_params": rs[0]["n_params"], "format": fmt, "seeds": len(rs),
                 "tokens_per_example": rs[0]["tokens_per_example"],
-                "examples": C.bootstrap_median([r["examples"] for r in rs], ok),
-                "tokens": C.bootstrap_median([r["tokens"] for r in rs], ok),
+                "budget_examples": max(r["last_examples"] for r in rs),
+                "examples": C.bootstrap_median([r["examples"] for r in rs], ok, coverage=COVERAGE),
+                "tokens": C.bootstrap_median([r["tokens"] for r in rs], ok, coverage=COVERAGE),
                 "final_acc": float(np.median([r["final_acc"] for r in rs])),
-            })
+            }
+            full = [r["final_full_target_acc"] for r in rs if r.get("final_full_target_acc") is not None]
+            cell["final_full_target_acc"] = float(np.median(full)) if full else None
+            cells.append(cell)
     return cells
+
+
+def speedup(baseline: Sequence[float], baseline_reached: Sequence[bool], treated: Sequence[float],
+            treated_reached: Sequence[bool], *, n_boot: int = N_BOOT, coverage: float = COVERAGE,
+            seed: int = 0) -> dict[str, Any]:
+    """Median baseline / median treated, with a bootstrap interval resampling seeds in each arm.
+
+    A run that never reached the target enters as +inf (needs more than its budget). If either
+    median is censored the speedup is ``None`` with a note; an interval end that comes from a
+    censored draw (a ratio of 0 or infinity) is ``None`` (unbounded).
+
+    Examples
+    --------
+    >>> r = speedup([100.0, 120.0, 140.0], [True] * 3, [10.0, 12.0, 14.0], [True] * 3, n_boot=200)
+    >>> round(r["value"], 6), r["note"]
+    (10.0, '')
+    """
+    b = np.where(np.asarray(baseline_reached, bool), np.asarray(baseline, float), np.inf)
+    t = np.where(np.asarray(treated_reached, bool), np.asarray(treated, float), np.inf)
+    if b.size == 0 or t.size == 0:
+        raise DataError("speedup needs at least one run in each arm")
+    mb, mt = float(np.median(b)), float(np.median(t))
+    out: dict[str, Any] = {"value": None, "lower": None, "upper": None, "coverage": coverage, "note": ""}
+    if not math.isfinite(mb) or not math.isfinite(mt):
+        which = " and ".join(w for w, m in (("the baseline", mb), ("the treatment", mt)) if not math.isfinite(m))
+        out["note"] = (f"censored: {which} did not reach {TARGET} within the budget in at least "
+                       "half the seeds, so the ratio is unknown")
+        return out
+    rng = np.random.default_rng(seed)
+    db = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
+    dt = np.median(t[rng.integers(0, t.size, size=(n_boot, t.size))], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = db / dt  # inf/inf -> nan: both censored in this draw, ratio unknown
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # treat unknown as unbounded above
+    lo, hi = np.quantile(ratio, [(1 - coverage) / 2, (1 + coverage) / 2], method="lower")
+    out["value"] = mb / mt
+    out["lower"] = float(lo) if 0 < lo < math.inf else None
+    out["upper"] = float(hi) if 0 < hi < math.inf else None
+    if out["lower"] is None or out["upper"] is None:
+        out["note"] = "an interval end comes from bootstrap draws with censored medians (unbounded)"
+    return out
+
+
+def effects(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The effects list (issue #7 contract): per size, each format's speedup over plain.
+
+    Two effects per format: in examples needed and in tokens needed (ratio, > 1 means the
+    format needs less than plain). The per-token speedup is the per-example one times
+    plain's tokens per example over the format's (an exact rescaling, interval included).
+    """
+    out = []
+    for size in sizes_of(rows):
+        rs = [r for r in rows if r["size"] == size]
+        base = [r for r in rs if r["format"] == BASELINE]
+        if not base:
+            continue
+        for fmt in PAPER_ORDER:
+            if fmt == BASELINE:
+                continue
+            tr = [r for r in rs if r["format"] == fmt]
+            if not tr:
+                continue
+            sp = speedup([r["examples"] for r in base], [r["reached"] for r in base],
+                         [r["examples"] for r in tr], [r["reached"] for r in tr])
+            scale = base[0]["tokens_per_example"] / tr[0]["tokens_per_example"]
+            for unit, k in (("examples", 1.0), ("tokens", scale)):
+                out.append({
+                    "effect": f"{NAME}:{fmt}_vs_{BASELINE}_{unit}",
+                    "description": (f"{BASELINE} {unit} needed / {fmt} {unit} needed to reach {TARGET} "
+                                    f"held-out exact match (median over {len(tr)} seeds)"),
+                    "kind": "ratio", "size": size, "n_params": int(rs[0]["n_params"]),
+                    "value": None if sp["value"] is None else sp["value"] * k,
+                    "lower": None if sp["lower"] is None else sp["lower"] * k,
+                    "upper": None if sp["upper"] is None else sp["upper"] * k,
+                    "coverage": sp["coverage"], "neutral": 1.0, "note": sp["note"],
+                })
+    return out
 
 
 def order_of(cells: Sequence[Mapping[str, Any]], what: str) -> list[str]:
@@ -120,7 +300,8 @@ def order_of(cells: Sequence[Mapping[str, Any]], what: str) -> list[str]:
 def verdicts(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per size: the measured order per example and per token, and whether each matches the paper."""
     out = {}
-    for size in sorted({c["size"] for c in cells}):
+    order = list(dict.fromkeys(c["size"] for c in sorted(cells, key=lambda c: c.get("n_params", 0))))
+    for size in order:
         cs = [c for c in cells if c["size"] == size]
         reached = [c["format"] for c in cs if not c["examples"]["censored"]]
         per_ex, per_tok = order_of(cs, "examples"), order_of(cs, "tokens")
@@ -136,6 +317,7 @@ def verdicts(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def verdict_lines(v: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per size and measure (examples, tokens) stating the order and the verdict."""
     lines = []
     for size, d in v.items():
         n = len(d["order_examples"])
@@ -151,12 +333,62 @@ def verdict_lines(v: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- full-target check
+def full_target_accuracy(store: Path, run_id: str) -> dict[str, float]:
+    """Held-out exact match of the *whole* target (scratchpad, result, EOS) at the run's last step.
+
+    The source scores only the result, under teacher forcing, so for a scratchpad format the
+    reported accuracy is that of copying the result out of a correct scratchpad. Every target
+    token being the argmax under teacher forcing is exactly "greedy decoding writes the whole
+    scratchpad and result correctly", which this computes from the final checkpoint.
+    For plain and reverse the target is the result, so both measures agree.
+
+    Returns
+    -------
+    dict
+        ``{"whole_target_acc": float, "loss": float}``; ``loss`` is the mean cross-entropy
+        over the target tokens, the harness's own eval loss (a check that the model and eval
+        set were rebuilt exactly).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from scalelab.harness.config import RunConfig
+    from scalelab.harness.trainer import build_data, build_model
+    from scalelab.store.runs import RunStore
+
+    handle = RunStore(store, create=False).run(run_id)
+    state = handle.load_checkpoint(map_location="cpu") if handle.exists else None
+    if state is None:
+        raise DataError(f"run {run_id} has no checkpoint in {store}; rerun the experiment to finish it")
+    cfg = RunConfig.from_dict({k: v for k, v in handle.config().items() if k != "grid"})
+    stream = build_data(cfg)
+    model = build_model(cfg, stream.vocab_size)
+    model.load_state_dict(state["model"])
+    model.eval()
+    batch = stream.eval_sets(cfg.data.seq_len)["addition"].batch
+    n = min(len(batch.tokens), cfg.eval.max_examples)
+    tokens = torch.from_numpy(np.ascontiguousarray(batch.tokens[:n], dtype=np.int64))  # (n, T)
+    mask = torch.from_numpy(np.ascontiguousarray(batch.loss_mask[:n], dtype=bool))  # (n, T-1)
+    right, loss_sum = [], 0.0
+    with torch.no_grad():
+        for lo in range(0, n, 100):
+            x, y, m = tokens[lo:lo + 100, :-1], tokens[lo:lo + 100, 1:], mask[lo:lo + 100]  # (b, T-1)
+            logits = model(x)  # (b, T-1, V)
+            right.append(((logits.argmax(dim=-1) == y) | ~m).all(dim=1))
+            ce = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (b, T-1)
+            loss_sum += float((ce.double() * m).sum())
+    return {"whole_target_acc": round(float(torch.cat(right).float().mean()), 6),
+            "loss": loss_sum / max(int(mask.sum()), 1)}
+
+
+# ----------------------------------------------------------------------------- output
 def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], path: Path,
            title: str) -> Path:
     """Held-out accuracy against examples seen (left) and against tokens seen (right)."""
     fig, ax = C.new_figure(2)
     colors = dict(zip(PAPER_ORDER, ["tab:green", "tab:blue", "tab:orange", "tab:red"], strict=True))
-    sizes = sorted({r["size"] for r in rows})
+    sizes = sizes_of(rows)
     tpe = {(r["format"]): r["tokens_per_example"] for r in rows}
     for rec in curves.values():
         fmt, size = rec["labels"]["format"], rec["labels"]["size"]
@@ -171,39 +403,81 @@ def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, 
         ax[0][0].plot([], [], color="k", ls=["-", "--", ":"][i % 3], label=size)
     for a, xl in zip(ax[0], ["examples seen", "tokens seen"], strict=True):
         a.axhline(TARGET, color="grey", lw=0.6)
-        a.set(xscale="log", xlabel=xl, ylabel="held-out exact-match accuracy")
-    ax[0][0].set_title(title, fontsize=9)
+        a.set(xscale="log", xlabel=xl, ylabel="held-out exact-match accuracy (result)")
+    fig.suptitle(textwrap.fill(title, 110), fontsize=8)
     ax[0][0].legend(fontsize=7)
     return C.save_figure(fig, path)
 
 
+def effect_text(e: Mapping[str, Any]) -> str:
+    """``value [lower, upper]``, or why there is no value."""
+    if e["value"] is None:
+        return "- (censored)"
+    lo = C.fmt(e["lower"]) if e["lower"] is not None else "unbounded"
+    hi = C.fmt(e["upper"]) if e["upper"] is not None else "unbounded"
+    return f"{C.fmt(e['value'])} [{lo}, {hi}]"
+
+
+def summary(p: Plan, cells: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]],
+            lines: Sequence[str], title: str, quick: bool) -> str:
+    """The markdown summary: cells, speedups over plain and verdicts."""
+    md = [f"# Data format ({'quick' if quick else 'full'} mode)", "", title, "",
+          f"Examples and tokens seen when held-out exact-match accuracy (result, teacher forced) "
+          f"first reaches {TARGET} (median over seeds [{COVERAGE:.0%} bootstrap interval] "
+          "(seeds reached / seeds)); last column: exact match of the whole target (scratchpad "
+          "included, i.e. greedy decoding) at the last step:", "",
+          C.markdown_table(["size", "format", "tokens / example", "budget (examples)", "examples needed",
+                            "tokens needed", "final acc", "final whole-target acc"],
+                           [[c["size"], c["format"], c["tokens_per_example"], c["budget_examples"],
+                             C.interval_text(c["examples"]), C.interval_text(c["tokens"]), c["final_acc"],
+                             c["final_full_target_acc"]] for c in cells]),
+          "", f"Speedup over {BASELINE} ({BASELINE}'s need / the format's; > 1: the format needs less; "
+          f"{COVERAGE:.0%} bootstrap interval over seeds):", ""]
+    rows = []
+    for e in effs:
+        if e["effect"].endswith("_examples"):
+            fmt = e["effect"].split(":")[1].split("_vs_")[0]
+            tok = next(x for x in effs if x["size"] == e["size"] and x["effect"] == e["effect"][:-8] + "tokens")
+            rows.append([e["size"], fmt, effect_text(e), effect_text(tok)])
+    md += [C.markdown_table(["size", "format", "speedup per example", "speedup per token"], rows), "",
+           *[f"* {x}" for x in lines]]
+    return "\n".join(md)
+
+
 def body(argv: Sequence[str] | None) -> int:
     args = C.parse_args(__doc__.splitlines()[0], argv, "results/format")
-    spec = grid_spec(args.quick)
-    wall = C.run_cells(spec, args.out, workers=args.workers)
-    curves = C.eval_curves(args.out / "store")
+    p = plan(args.quick)
+    specs = grid_specs(args.quick)
+    wall = 0.0
+    for spec in specs:
+        wall += C.run_cells(spec, args.out, workers=args.workers)
+    (args.out / "grid.json").write_text(json.dumps(specs, indent=1, sort_keys=True) + "\n")
+    curves = own_runs(C.eval_curves(args.out / "store"), specs)
     rows = per_run(curves)
+    for r in rows:
+        r["final_full_target_acc"] = full_target_accuracy(args.out / "store", r["run"])["whole_target_acc"]
     cells = per_cell(rows)
+    effs = effects(rows)
     v = verdicts(cells)
     lines = verdict_lines(v)
-    base = spec["base"]
-    digits = base["data"]["sources"]["addition"]["options"]["digits"]
-    title = (f"{digits}-digit addition, batch {base['data']['batch_size']}, {base['steps']} steps "
-             f"({base['steps'] * base['data']['batch_size']:,} fresh examples), AdamW lr {base['optim']['lr']:g}")
+    budget = ", ".join(f"{f} {p.steps[f] * p.batch:,}" for f in PAPER_ORDER)
+    title = (f"{p.digits}-digit addition, batch {p.batch}, AdamW lr {p.lr:g}; fresh examples per run: "
+             f"{budget}; sizes {', '.join(p.sizes)}; seeds: "
+             + ", ".join(f"{f} {len(p.seeds[f])}" for f in PAPER_ORDER))
     figure(curves, rows, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title)
-    md = [f"# Data format ({'quick' if args.quick else 'full'} mode)", "", title, "",
-          f"Examples and tokens seen when held-out exact-match accuracy first reaches {TARGET} "
-          "(median over seeds [90% bootstrap interval] (seeds reached / seeds)):", "",
-          C.markdown_table(["size", "format", "tokens / example", "examples needed", "tokens needed",
-                            "median final acc"],
-                           [[c["size"], c["format"], c["tokens_per_example"],
-                             C.interval_text(c["examples"]), C.interval_text(c["tokens"]), c["final_acc"]]
-                            for c in cells]),
-          "", *[f"* {x}" for x in lines]]
-    C.write_results(args.out, NAME, args, {"grid": spec, "runs": rows, "cells": cells, "verdicts": v},
-                    "\n".join(md), wall_seconds=wall)
-    print("\n".join(md))
+    md = summary(p, cells, effs, lines, title, args.quick)
+    C.write_results(args.out, NAME, args, {"grid": specs, "runs": rows, "cells": cells, "verdicts": v},
+                    md, wall_seconds=wall)
+    _add_effects(args.out / "results.json", effs)
+    print(md)
     return 0
+
+
+def _add_effects(path: Path, effs: Sequence[Mapping[str, Any]]) -> None:
+    """Put the effects list at the top level of results.json (the contract experiment 6 reads)."""
+    doc = json.loads(path.read_text())
+    doc["effects"] = list(effs)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

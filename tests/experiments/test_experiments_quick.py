@@ -30,7 +30,6 @@ def _load(rel: str, name: str) -> ModuleType:
 
 C = _load("_common.py", "_common")
 GROK = _load("grokking_speed/run.py", "exp_grokking_speed")
-FMT = _load("format/run.py", "exp_format")
 QM = _load("quantization/run.py", "exp_quantization")
 
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
@@ -112,52 +111,6 @@ def test_grokking_analysis_finds_the_delay_and_orders_weight_decay() -> None:
     assert "more weight decay grokked sooner" in line
     swapped = [{**c, "wd": 1.1 - c["wd"]} for c in cells]  # now the larger weight decay never groks
     assert "more weight decay grokked later" in GROK.verdicts(swapped)[0]
-
-
-# ----------------------------------------------------------------------------- data format
-def test_tokens_per_example_matches_the_rendering() -> None:
-    # operands are not zero-padded: E[digits] = 0.01 * 1 + 0.09 * 2 + 0.9 * 3 = 2.89; the sum has
-    # 4 digits about half the time; plus "+", "=", BOS and EOS
-    assert FMT.tokens_per_example("plain", 3) == pytest.approx(2 * 2.89 + 3.5 + 4, abs=0.05)
-    assert FMT.tokens_per_example("detailed_scratchpad", 3) > 20 * FMT.tokens_per_example("plain", 1)
-
-
-def _fmt_curves(mids: dict[str, float | None]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for fmt, mid in mids.items():
-        for seed in (0, 1):
-            acc = np.full(STEPS.size, 0.2) if mid is None else _sigmoid_curve(mid)
-            out[f"{fmt}-{seed}"] = {
-                "labels": {"format": fmt, "size": "tiny", "seed": str(seed)},
-                "config": {"data": {"batch_size": 10, "sources": {"addition": {"options": {"digits": 2}}}}},
-                "curves": {"addition": (STEPS, acc)},
-            }
-    return out
-
-
-def test_format_order_per_example_and_per_token() -> None:
-    # the paper's order in examples, but the scratchpads are long: per token plain/reverse win
-    mids = {"detailed_scratchpad": 20.0, "simple_scratchpad": 40.0, "reverse": 100.0, "plain": 300.0}
-    rows = FMT.per_run(_fmt_curves(mids))
-    ratios = [r["examples"] / r["tokens"] for r in rows if r["format"] == "plain"]
-    assert ratios == pytest.approx([1 / FMT.tokens_per_example("plain", 2)] * 2)
-    v = FMT.verdicts(FMT.per_cell(rows))["tiny"]
-    assert v["order_examples"] == list(FMT.PAPER_ORDER)
-    assert v["paper_order_examples_replicates"]
-    # 2-digit examples are ~11 (plain, reverse), ~46 (simple) and ~190 (detailed) tokens long, so
-    # per token: reverse ~100 x 11 < simple ~40 x 46 < plain ~300 x 11 < detailed ~20 x 190
-    assert v["order_tokens"] == ["reverse", "simple_scratchpad", "plain", "detailed_scratchpad"]
-    assert v["paper_order_holds_per_token"] is False
-
-
-def test_format_censored_formats_do_not_count_as_replication() -> None:
-    mids = {"detailed_scratchpad": None, "simple_scratchpad": 40.0, "reverse": 100.0, "plain": 300.0}
-    v = FMT.verdicts(FMT.per_cell(FMT.per_run(_fmt_curves(mids))))["tiny"]
-    assert v["reached"] == ["simple_scratchpad", "reverse", "plain"]
-    assert v["order_examples"][-1] == "detailed_scratchpad"
-    assert v["paper_order_examples_replicates"] is None  # undetermined, not "does not replicate"
-    line = FMT.verdict_lines({"tiny": v})[0]
-    assert "undetermined" in line and "only 3/4 formats" in line
 
 
 # ----------------------------------------------------------------------------- quantization model
@@ -274,7 +227,7 @@ def test_experiment_cli_rejects_bad_workers(capsys: pytest.CaptureFixture[str]) 
     assert "error: --workers must be at least 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mod", [GROK, FMT, QM])
+@pytest.mark.parametrize("mod", [GROK, QM])
 def test_grids_validate(mod: ModuleType) -> None:
     from scalelab.harness.config import RunConfig
     from scalelab.harness.grid import parse_grid

@@ -1,0 +1,185 @@
+"""Experiment 2 (data format): its analysis on synthetic curves with known answers, the speedup
+effects list, the grid, and the whole-target check on a real few-step run."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scalelab.errors import DataError
+
+EXP = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def _load(rel: str, name: str) -> ModuleType:
+    sys.path.insert(0, str(EXP))
+    spec = importlib.util.spec_from_file_location(name, EXP / rel)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    return mod
+
+
+C = _load("_common.py", "_common")
+FMT = _load("format/run.py", "exp_format")
+
+STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
+
+
+def _sigmoid_curve(mid: float, width: float = 0.3) -> np.ndarray:
+    """Accuracy rising from 0 to 1 around step ``mid`` (logistic in log step)."""
+    return 1.0 / (1.0 + np.exp(-(np.log(STEPS + 1) - math.log(mid + 1)) / width))
+
+
+def _fmt_curves(mids: dict[str, float | None], sizes: tuple[str, ...] = ("tiny",),
+                seeds: tuple[int, ...] = (0, 1), spread: float = 0.0) -> dict[str, dict[str, Any]]:
+    out = {}
+    for size_i, size in enumerate(sizes):
+        for fmt, mid in mids.items():
+            for seed in seeds:
+                m = None if mid is None else mid * (1 + spread * seed) * 2 ** size_i
+                acc = np.full(STEPS.size, 0.2) if m is None else _sigmoid_curve(m)
+                out[f"{fmt}-{size}-{seed}"] = {
+                    "labels": {"format": fmt, "size": size, "seed": str(seed)},
+                    "config": {"model": {"size": size},
+                               "data": {"batch_size": 10, "sources": {"addition": {"options": {"digits": 2}}}}},
+                    "curves": {"addition": (STEPS, acc)},
+                }
+    return out
+
+
+def test_tokens_per_example_matches_the_rendering() -> None:
+    # operands are not zero-padded: E[digits] = 0.01 * 1 + 0.09 * 2 + 0.9 * 3 = 2.89; the sum has
+    # 4 digits about half the time; plus "+", "=", BOS and EOS
+    assert FMT.tokens_per_example("plain", 3) == pytest.approx(2 * 2.89 + 3.5 + 4, abs=0.05)
+    assert FMT.tokens_per_example("detailed_scratchpad", 3) > 20 * FMT.tokens_per_example("plain", 1)
+
+
+def test_format_order_per_example_and_per_token() -> None:
+    # the paper's order in examples, but the scratchpads are long: per token plain/reverse win
+    mids = {"detailed_scratchpad": 20.0, "simple_scratchpad": 40.0, "reverse": 100.0, "plain": 300.0}
+    rows = FMT.per_run(_fmt_curves(mids))
+    ratios = [r["examples"] / r["tokens"] for r in rows if r["format"] == "plain"]
+    assert ratios == pytest.approx([1 / FMT.tokens_per_example("plain", 2)] * 2)
+    assert {r["n_params"] for r in rows} == {21_720}
+    v = FMT.verdicts(FMT.per_cell(rows))["tiny"]
+    assert v["order_examples"] == list(FMT.PAPER_ORDER)
+    assert v["paper_order_examples_replicates"]
+    # 2-digit examples are ~11 (plain, reverse), ~46 (simple) and ~190 (detailed) tokens long, so
+    # per token: reverse ~100 x 11 < simple ~40 x 46 < plain ~300 x 11 < detailed ~20 x 190
+    assert v["order_tokens"] == ["reverse", "simple_scratchpad", "plain", "detailed_scratchpad"]
+    assert v["paper_order_holds_per_token"] is False
+
+
+def test_format_censored_formats_do_not_count_as_replication() -> None:
+    mids = {"detailed_scratchpad": None, "simple_scratchpad": 40.0, "reverse": 100.0, "plain": 300.0}
+    v = FMT.verdicts(FMT.per_cell(FMT.per_run(_fmt_curves(mids))))["tiny"]
+    assert v["reached"] == ["simple_scratchpad", "reverse", "plain"]
+    assert v["order_examples"][-1] == "detailed_scratchpad"
+    assert v["paper_order_examples_replicates"] is None  # undetermined, not "does not replicate"
+    line = FMT.verdict_lines({"tiny": v})[0]
+    assert "undetermined" in line and "only 3/4 formats" in line
+
+
+def test_speedup_is_a_ratio_of_medians_with_a_seed_bootstrap() -> None:
+    r = FMT.speedup([300.0, 400.0, 500.0], [True] * 3, [100.0, 100.0, 100.0], [True] * 3, n_boot=500)
+    assert r["value"] == pytest.approx(4.0) and r["note"] == ""
+    # each bootstrap median of the baseline is one of 300, 400, 500; the treatment's is 100
+    assert 3.0 <= r["lower"] <= 4.0 <= r["upper"] <= 5.0
+    assert r["lower"] < r["upper"]
+    # the treatment never reached the target in 2 of 3 seeds: median censored, no value
+    r = FMT.speedup([300.0] * 3, [True] * 3, [100.0, 900.0, 900.0], [True, False, False])
+    assert r["value"] is None and "the treatment did not reach" in r["note"]
+    # baseline censored in one seed: the median is known, the upper end can be unbounded
+    r = FMT.speedup([300.0, 400.0, 900.0], [True, True, False], [100.0] * 3, [True] * 3, n_boot=500)
+    assert r["value"] == pytest.approx(4.0) and r["upper"] is None and "unbounded" in r["note"]
+    with pytest.raises(DataError, match="at least one run"):
+        FMT.speedup([], [], [1.0], [True])
+
+
+def test_effects_follow_the_contract_per_size_and_unit() -> None:
+    # plain needs 8x the steps of detailed at both sizes, 2x those of reverse
+    mids = {"detailed_scratchpad": 20.0, "simple_scratchpad": 40.0, "reverse": 80.0, "plain": 160.0}
+    rows = FMT.per_run(_fmt_curves(mids, sizes=("tiny", "mini"), seeds=(0, 1, 2), spread=0.05))
+    effs = FMT.effects(rows)
+    assert len(effs) == 2 * 3 * 2  # sizes x formats other than plain x (examples, tokens)
+    keys = {"effect", "description", "kind", "size", "n_params", "value", "lower", "upper", "coverage",
+            "neutral", "note"}
+    assert all(set(e) == keys and e["kind"] == "ratio" and e["neutral"] == 1.0 for e in effs)
+    by = {(e["effect"], e["size"]): e for e in effs}
+    assert by[("format:reverse_vs_plain_examples", "mini")]["n_params"] == 84_912
+    for size in ("tiny", "mini"):
+        ex = by[("format:detailed_scratchpad_vs_plain_examples", size)]
+        # log-step interpolation between evals blurs the crossing, so allow the grid's resolution
+        assert ex["value"] == pytest.approx((160 * 9**0.3) / (20 * 9**0.3), rel=0.25)
+        assert ex["lower"] <= ex["value"] <= ex["upper"]
+        tok = by[("format:detailed_scratchpad_vs_plain_tokens", size)]
+        scale = FMT.tokens_per_example("plain", 2) / FMT.tokens_per_example("detailed_scratchpad", 2)
+        assert tok["value"] == pytest.approx(ex["value"] * scale)
+        assert tok["value"] < 1 < ex["value"]  # fewer examples, but many more tokens
+    censored = FMT.effects(FMT.per_run(_fmt_curves({**mids, "plain": None})))
+    assert all(e["value"] is None and "baseline did not reach" in e["note"] for e in censored)
+
+
+def test_grid_specs_give_each_format_its_budget_at_three_sizes() -> None:
+    from scalelab.harness.config import RunConfig
+    from scalelab.harness.grid import parse_grid
+
+    for quick in (True, False):
+        p = FMT.plan(quick)
+        runs = [r for spec in FMT.grid_specs(quick) for r in parse_grid(spec).runs()]
+        assert len(runs) == len(p.sizes) * sum(len(p.seeds[f]) for f in FMT.PAPER_ORDER)
+        assert len({r.run_id for r in runs}) == len(runs)
+        for r in runs:
+            cfg = RunConfig.from_dict(r.config)
+            opts = r.config["data"]["sources"]["addition"]["options"]
+            assert cfg.steps == p.steps[opts["format"]] and opts["digits"] == p.digits
+            assert r.config["data"]["seq_len"] >= FMT.tokens_per_example(opts["format"], p.digits)
+        assert {r.labels["size"] for r in runs} == set(p.sizes)
+    full = FMT.plan(False)
+    assert full.digits == 3 and len(full.sizes) == 3
+    assert len(full.seeds["plain"]) >= 3 and full.seeds["reverse"] == full.seeds["plain"]
+    # budgets in tokens: a detailed example is ~21x a plain one, so ~1/21 of the steps (x its share)
+    ratio = FMT.tokens_per_example("detailed_scratchpad", 3) / FMT.tokens_per_example("plain", 3)
+    assert full.steps["plain"] / full.steps["detailed_scratchpad"] == pytest.approx(4 * ratio, rel=0.05)
+    assert full.steps["plain"] == full.steps["reverse"]
+
+
+def test_whole_target_accuracy_on_a_real_few_step_run(tmp_path: Path) -> None:
+    spec = FMT.grid_specs(True)[0]
+    plain = next(v for v, lab in zip(spec["axis"][0]["values"], spec["axis"][0]["labels"], strict=True)
+                 if lab == "plain")
+    spec = {**spec, "base": {**spec["base"], "steps": 4, "optim": {**spec["base"]["optim"], "warmup_steps": 1},
+                             "eval": {"count": 2, "max_examples": 30}},
+            "axis": [{"name": "format", "path": "data", "values": [plain], "labels": ["plain"]},
+                     {"name": "size", "path": "model.size", "values": ["tiny"]},
+                     {"name": "seed", "paths": ["init_seed", "data_seed"], "values": [0]}]}
+    C.run_cells(spec, tmp_path, workers=1, quiet=True)
+    (rid,) = C.eval_curves(tmp_path / "store")
+    got = FMT.full_target_accuracy(tmp_path / "store", rid)
+    # the rebuilt model and eval set give exactly the harness's own last eval loss
+    last_loss = C.eval_curves(tmp_path / "store", "loss")[rid]["curves"]["addition"][1][-1]
+    assert got["loss"] == pytest.approx(last_loss, rel=1e-5)
+    assert 0.0 <= got["whole_target_acc"] <= 1.0
+    with pytest.raises(DataError, match="no checkpoint"):
+        FMT.full_target_accuracy(tmp_path / "store", "no-such-run")
+
+
+def test_only_this_grids_runs_are_analysed() -> None:
+    specs = FMT.grid_specs(True)
+    from scalelab.harness.grid import parse_grid
+
+    ids = [r.run_id for spec in specs for r in parse_grid(spec).runs()]
+    curves = {rid: {"x": i} for i, rid in enumerate(ids)}
+    stale = {**curves, "fmtq_format-plain_size-tiny_seed-0_0000": {"x": -1}}  # an older grid's run
+    assert FMT.own_runs(stale, specs) == curves
+    with pytest.raises(DataError, match="have no metrics"):
+        FMT.own_runs({k: v for k, v in curves.items() if k != ids[0]}, specs)
