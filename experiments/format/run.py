@@ -12,6 +12,14 @@ one), so the formats run as separate grids into one store. Per model size, the s
 format over plain (plain's examples needed / the format's, and the same per token) is written
 as the "effects" list that experiment 6 (the scale caveat) reads.
 
+Those speedups are censored when a format never reaches 0.9 in the budget. The speed of learning
+itself is not: plain and reverse have the same answers (same pairs, same answer tokens), so
+their prequential (online) code lengths of the training answers over the whole run compare
+directly. Per size, ``format:reverse_code_length`` = plain's code length / reverse's (> 1:
+reverse learned faster) and ``format:reverse_final_loss`` = plain's final held-out loss /
+reverse's, each the median of per-seed ratios with an order-statistic interval, are added to the
+effects list.
+
     python experiments/format/run.py [--quick] [--out DIR] [--workers 2]
 """
 
@@ -22,7 +30,7 @@ import json
 import math
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,8 @@ PAPER_ORDER = ("detailed_scratchpad", "simple_scratchpad", "reverse", "plain")
 BASELINE = "plain"
 COVERAGE = 0.9
 N_BOOT = 2000
+#: formats with the same tokens per example (the same answers), whose code lengths compare directly
+CODE_FORMATS = ("plain", "reverse")
 
 
 @dataclass(frozen=True)
@@ -333,6 +343,190 @@ def verdict_lines(v: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- speed of learning
+def answer_tokens_per_step(config: Mapping[str, Any]) -> np.ndarray:
+    """Scored (answer) tokens in the training batch of each step 1..steps of a run.
+
+    Step ``k`` trains on batch ``k - 1`` of the run's data stream (a pure function of the data
+    seed and the step), and its ``train/online_loss`` is the mean loss over that batch's
+    loss-masked tokens: the result digits and EOS. Rebuilding the batches gives those counts
+    exactly, so the code length is the exact sum of per-batch code lengths.
+    """
+    key = json.dumps({k: config[k] for k in ("data", "data_seed", "steps")}, sort_keys=True)
+    return _answer_tokens_cached(key).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _answer_tokens_cached(key: str) -> np.ndarray:
+    from scalelab.harness.config import RunConfig
+    from scalelab.harness.trainer import build_data
+
+    cfg = RunConfig.from_dict(json.loads(key))
+    stream = build_data(cfg)
+    return np.array([stream.batch(k, cfg.data.batch_size, cfg.data.seq_len)[0].loss_mask.sum()
+                     for k in range(cfg.steps)], dtype=float)
+
+
+def online_records(store: Path, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per run: the online training loss of every step and the held-out loss at the last eval.
+
+    Returns ``{run_id: {"steps": array, "online_loss": array, "final_eval_loss": float}}``
+    (``online_loss`` is the ``train/online_loss`` of source ``all``, nats per answer token).
+    """
+    from scalelab.store.runs import RunStore
+
+    table = RunStore(store, create=False).export()
+    run = np.asarray(table["run"]).astype(str)
+    split, met = np.asarray(table["split"]).astype(str), np.asarray(table["metric"]).astype(str)
+    source = np.asarray(table["source"]).astype(str)
+    step, value = np.asarray(table["step"], dtype=float), np.asarray(table["value"], dtype=float)
+    out = {}
+    for rid in run_ids:
+        on = (run == rid) & (split == "train") & (met == "online_loss") & (source == "all")
+        ev = (run == rid) & (split == "eval") & (met == "loss") & (source == "addition")
+        if not on.any() or not ev.any():
+            raise DataError(f"run {rid} has no train/online_loss or eval/loss records in {store}; "
+                            "rerun the experiment to finish it")
+        o = np.argsort(step[on], kind="stable")
+        last = int(np.argmax(step[ev]))
+        out[rid] = {"steps": step[on][o], "online_loss": value[on][o],
+                    "final_eval_loss": float(value[ev][last])}
+    return out
+
+
+def run_code_length(steps: Sequence[float], online_loss: Sequence[float], answer_tokens: Sequence[float],
+                    examples_per_step: float) -> dict[str, float]:
+    """Prequential code length of one run's training answers, from its online loss.
+
+    Each step's online loss (nats per answer token, measured before the update) is charged for
+    exactly that batch's answer tokens (:func:`scalelab.curves.compression.code_length` with the
+    ``step`` rule on cumulative answer tokens), so the total is ``sum_k loss_k x tokens_k``.
+    The prompt tokens are not scored, so this is the code length of the answers given the
+    prompts.
+
+    Returns
+    -------
+    dict
+        ``nats`` (whole run), ``nats_per_example``, ``nats_per_answer_token``, ``examples``.
+    """
+    from scalelab.curves.compression import code_length
+
+    s = np.asarray(steps, dtype=float)
+    y = np.asarray(online_loss, dtype=float)
+    n = np.asarray(answer_tokens, dtype=float)
+    if s.size == 0 or s.shape != y.shape or not np.array_equal(s, np.arange(1, s.size + 1)):
+        raise DataError(f"the online loss must be logged at every step 1..n, got {s.size} records "
+                        f"ending at step {s[-1] if s.size else '-'}; rerun the run to finish it")
+    if n.shape != y.shape:
+        raise DataError(f"{n.size} answer-token counts for {y.size} online losses; the run's config "
+                        "does not match its records")
+    res = code_length(np.cumsum(n), y, rule="step", head="first")
+    examples = float(s.size * examples_per_step)
+    return {"nats": res.nats, "nats_per_example": res.nats / examples,
+            "nats_per_answer_token": res.nats / res.tokens, "examples": examples}
+
+
+def median_interval(values: Sequence[float], coverage: float = COVERAGE) -> tuple[float | None, float | None, float]:
+    """Distribution-free interval for the median from order statistics, and its exact coverage.
+
+    ``[x_(k), x_(n+1-k)]`` covers the population median of independent draws with probability
+    ``1 - 2 P(Binomial(n, 1/2) <= k - 1)``; the largest ``k`` reaching ``coverage`` is used, else
+    ``k = 1`` (the range) with its lower coverage: 0.75 for 3 seeds. (A percentile bootstrap of
+    the median over 3 seeds gives the same two ends but labels them 90%.) ``(None, None, 0.0)``
+    for fewer than 2 values.
+
+    Examples
+    --------
+    >>> median_interval([3.0, 1.0, 2.0])
+    (1.0, 3.0, 0.75)
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n < 2:
+        return None, None, 0.0
+    cdf = np.cumsum([math.comb(n, j) for j in range(n + 1)]) / 2.0**n  # P(Bin <= j)
+    best_k, best_cov = 1, 1 - 2 * cdf[0]
+    for k in range(1, n // 2 + 1):
+        cov = 1 - 2 * cdf[k - 1]
+        if cov >= coverage:
+            best_k, best_cov = k, cov
+    return float(x[best_k - 1]), float(x[n - best_k]), round(float(best_cov), 6)
+
+
+def paired_ratio(numerator: Mapping[int, float], denominator: Mapping[int, float],
+                 coverage: float = COVERAGE) -> dict[str, Any]:
+    """Median over seeds of ``numerator[seed] / denominator[seed]``, with :func:`median_interval`.
+
+    The arms are paired by seed (same initialisation seed and the same training pairs in the
+    same order), so the ratio is formed per seed before the median.
+    """
+    seeds = sorted(set(numerator) & set(denominator))
+    if not seeds:
+        raise DataError("a paired ratio needs runs with the same seeds in both arms, got seeds "
+                        f"{sorted(numerator)} and {sorted(denominator)}")
+    r = np.array([numerator[s] / denominator[s] for s in seeds], dtype=float)
+    if not np.all(np.isfinite(r) & (r > 0)):
+        raise DataError(f"per-seed ratios must be finite and positive, got {r.tolist()}")
+    lo, hi, cov = median_interval(r, coverage)
+    return {"value": float(np.median(r)), "lower": lo, "upper": hi, "coverage": cov,
+            "per_seed": dict(zip(seeds, r.tolist(), strict=True)),
+            "note": "" if lo is not None else "one seed: no interval"}
+
+
+def speed_rows(curves: Mapping[str, Mapping[str, Any]], online: Mapping[str, Mapping[str, Any]],
+               answer_tokens: Callable[[Mapping[str, Any]], np.ndarray] = answer_tokens_per_step,
+               ) -> list[dict[str, Any]]:
+    """Code length and final held-out loss of every plain and reverse run, smallest model first.
+
+    ``answer_tokens(config)`` gives the answer tokens of each step's batch (by default rebuilt
+    from the run's data stream, :func:`answer_tokens_per_step`).
+    """
+    rows = []
+    for rid, rec in curves.items():
+        fmt = rec["labels"]["format"]
+        if fmt not in CODE_FORMATS:
+            continue
+        cfg = rec["config"]
+        o = online[rid]
+        cl = run_code_length(o["steps"], o["online_loss"], answer_tokens(cfg),
+                             float(cfg["data"]["batch_size"]))
+        rows.append({"run": rid, "format": fmt, "size": rec["labels"]["size"], "seed": int(rec["labels"]["seed"]),
+                     "n_params": n_params_of(cfg), **cl, "final_eval_loss": o["final_eval_loss"]})
+    return sorted(rows, key=lambda r: (r["n_params"], CODE_FORMATS.index(r["format"]), r["seed"]))
+
+
+def speed_effects(rows: Sequence[Mapping[str, Any]], coverage: float = COVERAGE) -> list[dict[str, Any]]:
+    """Effects rows (issue #7 contract), per size: plain / reverse code length and final loss.
+
+    ``format:reverse_code_length``: plain's online code length of its training answers over
+    the whole run / reverse's (> 1: reverse is learned faster). Uncensored: every run has one.
+    ``format:reverse_final_loss``: plain's held-out loss at the last step / reverse's.
+    Both are medians over seeds of per-seed (paired) ratios, with :func:`median_interval`.
+    """
+    out = []
+    for size in sizes_of(rows):
+        rs = [r for r in rows if r["size"] == size]
+        arm = {f: [r for r in rs if r["format"] == f] for f in CODE_FORMATS}
+        if not all(arm.values()):
+            continue
+        for name, key, what in (
+                ("reverse_code_length", "nats_per_example",
+                 "online code length of the training answers over the whole run (nats per example; "
+                 "the same ratio per answer token)"),
+                ("reverse_final_loss", "final_eval_loss", "held-out loss at the last step")):
+            pr = paired_ratio({r["seed"]: r[key] for r in arm["plain"]},
+                              {r["seed"]: r[key] for r in arm["reverse"]}, coverage)
+            n = len(pr["per_seed"])
+            out.append({
+                "effect": f"{NAME}:{name}",
+                "description": f"plain / reverse {what}; median of {n} paired seeds, > 1: reverse better",
+                "kind": "ratio", "size": size, "n_params": int(rs[0]["n_params"]),
+                "value": pr["value"], "lower": pr["lower"], "upper": pr["upper"],
+                "coverage": pr["coverage"], "neutral": 1.0, "note": pr["note"],
+            })
+    return out
+
+
 # ----------------------------------------------------------------------------- full-target check
 def full_target_accuracy(store: Path, run_id: str) -> dict[str, float]:
     """Held-out exact match of the *whole* target (scratchpad, result, EOS) at the run's last step.
@@ -384,9 +578,13 @@ def full_target_accuracy(store: Path, run_id: str) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- output
 def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], path: Path,
-           title: str) -> Path:
-    """Held-out accuracy against examples seen (left) and against tokens seen (right)."""
-    fig, ax = C.new_figure(2)
+           title: str, speed: Sequence[Mapping[str, Any]] = ()) -> Path:
+    """Held-out accuracy against examples seen (left) and tokens seen (middle); code length vs size.
+
+    The right panel shows each plain and reverse run's online code length (nats per example,
+    over the whole run) against non-embedding parameters, with the median over seeds as a line.
+    """
+    fig, ax = C.new_figure(3, height=3.9)
     colors = dict(zip(PAPER_ORDER, ["tab:green", "tab:blue", "tab:orange", "tab:red"], strict=True))
     sizes = sizes_of(rows)
     tpe = {(r["format"]): r["tokens_per_example"] for r in rows}
@@ -401,10 +599,30 @@ def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, 
         ax[0][0].plot([], [], color=c, label=fmt)
     for i, size in enumerate(sizes):
         ax[0][0].plot([], [], color="k", ls=["-", "--", ":"][i % 3], label=size)
-    for a, xl in zip(ax[0], ["examples seen", "tokens seen"], strict=True):
+    for a, xl in zip(ax[0][:2], ["examples seen", "tokens seen"], strict=True):
         a.axhline(TARGET, color="grey", lw=0.6)
         a.set(xscale="log", xlabel=xl, ylabel="held-out exact-match accuracy (result)")
-    fig.suptitle(textwrap.fill(title, 110), fontsize=8)
+    for fmt in CODE_FORMATS:
+        rs = [r for r in speed if r["format"] == fmt]
+        if not rs:
+            continue
+        ax[0][2].plot([r["n_params"] for r in rs], [r["nats_per_example"] for r in rs], "o",
+                      color=colors[fmt], ms=3, alpha=0.6)
+        ns = sorted({r["n_params"] for r in rs})
+        med = [float(np.median([r["nats_per_example"] for r in rs if r["n_params"] == n])) for n in ns]
+        ax[0][2].plot(ns, med, "-", color=colors[fmt], label=f"{fmt} (median of seeds)")
+    ax[0][2].set(xscale="log", xlabel="model size (non-embedding parameters)",
+                 ylabel="online code length, nats / example")
+    ax[0][2].set_title("speed of learning: code length of the training answers", fontsize=8)
+    if speed:
+        from matplotlib.ticker import NullFormatter
+
+        n_of = {r["size"]: r["n_params"] for r in speed}
+        ax[0][2].set_xticks([n_of[s] for s in sizes_of(speed)],
+                            [f"{s}\n{n_of[s]:,}" for s in sizes_of(speed)], fontsize=7)
+        ax[0][2].xaxis.set_minor_formatter(NullFormatter())
+        ax[0][2].legend(fontsize=7)
+    fig.suptitle(textwrap.fill(title, 160), fontsize=8)
     ax[0][0].legend(fontsize=7)
     return C.save_figure(fig, path)
 
@@ -416,6 +634,27 @@ def effect_text(e: Mapping[str, Any]) -> str:
     lo = C.fmt(e["lower"]) if e["lower"] is not None else "unbounded"
     hi = C.fmt(e["upper"]) if e["upper"] is not None else "unbounded"
     return f"{C.fmt(e['value'])} [{lo}, {hi}]"
+
+
+def speed_table(speed: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown: per size, median code length per format and the two plain / reverse ratios."""
+    rows = []
+    for size in sizes_of(speed):
+        rs = [r for r in speed if r["size"] == size]
+        med = {f: float(np.median([r["nats_per_example"] for r in rs if r["format"] == f]))
+               for f in CODE_FORMATS if any(r["format"] == f for r in rs)}
+        by = {e["effect"]: e for e in effs if e["size"] == size}
+        cl, fl = by.get(f"{NAME}:reverse_code_length"), by.get(f"{NAME}:reverse_final_loss")
+        rows.append([size, med.get("plain"), med.get("reverse"),
+                     effect_text(cl) if cl else "-", effect_text(fl) if fl else "-"])
+    cov = sorted({e["coverage"] for e in effs if e["effect"] == f"{NAME}:reverse_code_length"})
+    return "\n".join([
+        "Speed of learning (uncensored): online code length of the training answers over the whole "
+        "run, nats per example (median over seeds), and plain / reverse ratios (median of per-seed "
+        f"ratios [order-statistic interval, coverage {', '.join(f'{c:g}' for c in cov) or '-'}]; "
+        "> 1: reverse better):", "",
+        C.markdown_table(["size", "plain nats / example", "reverse nats / example",
+                          "code length plain / reverse", "final held-out loss plain / reverse"], rows)])
 
 
 def summary(p: Plan, cells: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]],
@@ -457,17 +696,19 @@ def body(argv: Sequence[str] | None) -> int:
     for r in rows:
         r["final_full_target_acc"] = full_target_accuracy(args.out / "store", r["run"])["whole_target_acc"]
     cells = per_cell(rows)
-    effs = effects(rows)
+    speed = speed_rows(curves, online_records(args.out / "store", sorted(curves)))
+    speed_effs = speed_effects(speed)
+    effs = effects(rows) + speed_effs
     v = verdicts(cells)
     lines = verdict_lines(v)
     budget = ", ".join(f"{f} {p.steps[f] * p.batch:,}" for f in PAPER_ORDER)
     title = (f"{p.digits}-digit addition, batch {p.batch}, AdamW lr {p.lr:g}; fresh examples per run: "
              f"{budget}; sizes {', '.join(p.sizes)}; seeds: "
              + ", ".join(f"{f} {len(p.seeds[f])}" for f in PAPER_ORDER))
-    figure(curves, rows, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title)
-    md = summary(p, cells, effs, lines, title, args.quick)
-    C.write_results(args.out, NAME, args, {"grid": specs, "runs": rows, "cells": cells, "verdicts": v},
-                    md, wall_seconds=wall)
+    figure(curves, rows, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title, speed)
+    md = summary(p, cells, effs, lines, title, args.quick) + "\n\n" + speed_table(speed, speed_effs)
+    C.write_results(args.out, NAME, args, {"grid": specs, "runs": rows, "cells": cells, "verdicts": v,
+                                           "speed_of_learning": speed}, md, wall_seconds=wall)
     _add_effects(args.out / "results.json", effs)
     print(md)
     return 0

@@ -6,7 +6,11 @@ nothing is downloaded) and measures the held-out loss on every domain. Stage 2 f
 data-mixing law ``L_d(r) = c + k exp(sum_j t_j r_j)`` per domain, recommends the mixture that
 minimises the objective with :func:`scalelab.predict.mixture.recommend_mixture` (with bootstrap
 intervals), trains that mixture with the same seeds, and compares the predicted with the
-measured objective, and the recommendation with the uniform and the best grid mixture.
+measured objective, and the recommendation with the uniform and the best grid mixture. Stage 3
+trains the uniform and the recommended mixture (the one stage 2 found on the tiny model) at
+larger model sizes with the same steps, batch, learning rate and seeds, so the effect of the
+recommendation (objective of uniform - objective of recommended, paired by seed) is measured at
+three sizes (tiny from stages 1-2); it is written as the ``effects`` list experiment 6 reads.
 
 The objective, fixed before any run: the mean held-out loss over the three domains (equal
 weights), each domain's loss being the final-step eval loss on its held-out documents.
@@ -17,6 +21,7 @@ weights), each domain's loss being the final-step eval loss on its held-out docu
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,6 +45,11 @@ OBJECTIVE: dict[str, float] = {d: 1.0 / len(DOMAINS) for d in DOMAINS}
 COVERAGE = 0.95
 Z = 1.959963984540054  # standard normal quantile for 95%
 BOOT_SEED = 0
+#: the effect emitted for experiment 6 (the scale caveat), and the coverage of its intervals
+EFFECT = f"{NAME}:recommended_vs_uniform"
+EFFECT_COVERAGE = 0.9
+#: the size of stages 1-2
+BASE_SIZE = "tiny"
 
 
 # ----------------------------------------------------------------------------- the design
@@ -86,12 +96,12 @@ def mixture_label(shares: Sequence[float]) -> str:
 
 
 def settings(quick: bool) -> dict[str, Any]:
-    """Training budget and analysis settings per mode."""
+    """Training budget and analysis settings per mode (``scale_sizes``: the stage-3 sizes)."""
     if quick:
         return {"steps": 250, "seeds": [0], "batch_size": 32, "seq_len": 64, "eval_size": 64,
-                "eval_count": 4, "bootstrap": 60}
+                "eval_count": 4, "bootstrap": 60, "scale_sizes": ["mini"]}
     return {"steps": 800, "seeds": [0, 1], "batch_size": 32, "seq_len": 64, "eval_size": 128,
-            "eval_count": 8, "bootstrap": 200}
+            "eval_count": 8, "bootstrap": 200, "scale_sizes": ["mini", "small"]}
 
 
 def base_config(quick: bool) -> dict[str, Any]:
@@ -99,7 +109,7 @@ def base_config(quick: bool) -> dict[str, Any]:
     s = settings(quick)
     return {
         "steps": s["steps"], "device": "cpu", "checkpoint_every": 0,
-        "model": {"size": "tiny"},
+        "model": {"size": BASE_SIZE},
         "optim": {"lr": 3e-3, "weight_decay": 0.1, "warmup_steps": 20, "min_lr_ratio": 0.1},
         "data": {
             "seq_len": s["seq_len"], "batch_size": s["batch_size"],
@@ -162,15 +172,43 @@ def recommended_spec(quick: bool, shares: Sequence[float]) -> dict[str, Any]:
     }
 
 
+UNIFORM = (1 / 3, 1 / 3, 1 / 3)
+
+
+def scale_spec(quick: bool, shares: Sequence[float]) -> dict[str, Any]:
+    """Stage 3: the uniform and the recommended mixture at the larger sizes, same seeds.
+
+    Steps, batch, learning rate, evaluation and seeds are those of stage 1; only
+    ``model.size`` changes. The tiny model's uniform run is stage 1's centre and its
+    recommended run is stage 2, so neither is trained again.
+    """
+    base = base_config(quick)
+    sizes = settings(quick)["scale_sizes"]
+    return {
+        "name": "mixscaleq" if quick else "mixscale",
+        "base": base,
+        "axis": [
+            {"name": "size", "path": "model.size", "values": list(sizes)},
+            {"name": "mix", "path": "data.schedule", "values": [_schedule(UNIFORM), _schedule(shares)],
+             "labels": [mixture_label(UNIFORM), "recommended"]},
+            {"name": "seed", "paths": ["init_seed", "data_seed"], "values": settings(quick)["seeds"]},
+        ],
+    }
+
+
 # ----------------------------------------------------------------------------- measuring
-def run_rows(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run: its mixture, seed, final held-out loss per domain and the objective."""
+def run_rows(curves: Mapping[str, Mapping[str, Any]], stage: str | None = None) -> list[dict[str, Any]]:
+    """One row per run: its stage, model size, mixture, seed, final held-out loss per domain
+    and the objective. ``stage`` defaults to ``recommended`` or ``grid`` by the mixture label."""
     rows = []
     for rid, rec in curves.items():
         mix = rec["config"]["data"]["schedule"]["mixture"]
         total = sum(float(mix.get(d, 0.0)) for d in DOMAINS)
+        size = str(rec["config"].get("model", {}).get("size", BASE_SIZE))
         row: dict[str, Any] = {
-            "run": rid, "stage": "recommended" if rec["labels"]["mix"] == "recommended" else "grid",
+            "run": rid,
+            "stage": stage or ("recommended" if rec["labels"]["mix"] == "recommended" else "grid"),
+            "size": size, "n_params": size_params(size),
             "mixture": rec["labels"]["mix"], "seed": int(rec["labels"]["seed"]),
             "steps": int(rec["config"]["steps"]),
         }
@@ -185,7 +223,23 @@ def run_rows(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[f"loss_{d}"] = float(loss[-1])
         row["objective"] = objective_of(row)
         rows.append(row)
-    return sorted(rows, key=lambda r: (r["stage"] != "grid", r["mixture"], r["seed"]))
+    order = {"grid": 0, "recommended": 1}
+    return sorted(rows, key=lambda r: (order.get(r["stage"], 2), r["n_params"], r["mixture"], r["seed"]))
+
+
+def size_params(size: str) -> int:
+    """Non-embedding parameters of a named model size of the harness's ladder.
+
+    Examples
+    --------
+    >>> size_params("tiny")
+    21720
+    """
+    from scalelab.harness.model import SIZE_LADDER, non_embedding_params
+
+    if size not in SIZE_LADDER:
+        raise DataError(f"unknown model size {size!r} in a run config; use one of {', '.join(SIZE_LADDER)}")
+    return non_embedding_params(SIZE_LADDER[size].n_layer, SIZE_LADDER[size].d_model)
 
 
 def objective_of(row: Mapping[str, Any]) -> float:
@@ -429,6 +483,124 @@ def compare(rows: Sequence[Mapping[str, Any]], mix: Sequence[Mapping[str, Any]],
     return out
 
 
+# ----------------------------------------------------------------------------- across sizes
+def scale_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that measure the effect at each size: uniform and recommended, per size.
+
+    The base size's uniform runs are stage 1's centre, which must be exactly uniform (the
+    design's first point is); its recommended runs are stage 2's; the larger sizes' are stage 3's.
+    """
+    uniform = mixture_label(UNIFORM)
+    out = []
+    for r in rows:
+        if r["mixture"] not in (uniform, "recommended"):
+            continue
+        if r["mixture"] == uniform and not all(abs(r[f"r_{d}"] - 1 / len(DOMAINS)) < 1e-12 for d in DOMAINS):
+            raise DataError(f"run {r['run']} is labelled {uniform} but its shares are not exactly uniform; "
+                            "rerun stage 1 with the design's centre (1/3, 1/3, 1/3)")
+        out.append({**r, "arm": "uniform" if r["mixture"] == uniform else "recommended"})
+    return out
+
+
+def paired_by_seed(rows: Sequence[Mapping[str, Any]], size: str) -> dict[int, float]:
+    """Per seed at ``size``: objective of uniform - objective of recommended (seeds both have).
+
+    Examples
+    --------
+    >>> rows = [{"size": "a", "arm": "uniform", "seed": 1, "objective": 2.5},
+    ...         {"size": "a", "arm": "recommended", "seed": 1, "objective": 2.25},
+    ...         {"size": "a", "arm": "uniform", "seed": 0, "objective": 3.0},
+    ...         {"size": "a", "arm": "recommended", "seed": 0, "objective": 2.5}]
+    >>> paired_by_seed(rows, "a")
+    {0: 0.5, 1: 0.25}
+    """
+    arms: dict[str, dict[int, float]] = {"uniform": {}, "recommended": {}}
+    for r in rows:
+        if r["size"] != size:
+            continue
+        seed = int(r["seed"])
+        if seed in arms[r["arm"]]:
+            raise DataError(f"two {r['arm']} runs with seed {seed} at size {size}; keep one store per stage")
+        arms[r["arm"]][seed] = float(r["objective"])
+    seeds = sorted(set(arms["uniform"]) & set(arms["recommended"]))
+    if not seeds:
+        raise DataError(f"size {size} has no seed with both a uniform and a recommended run; "
+                        "rerun the command to train stage 3")
+    return {s: arms["uniform"][s] - arms["recommended"][s] for s in seeds}
+
+
+def size_effects(rows: Sequence[Mapping[str, Any]], *, coverage: float = EFFECT_COVERAGE,
+                 grid_sd: float | None = None, grid_df: int = 0) -> list[dict[str, Any]]:
+    """The effect of the recommendation at each model size, with a t interval over seeds.
+
+    Per size, the paired differences ``d_s = objective(uniform, seed s) - objective(recommended,
+    seed s)`` (> 0: the recommendation helps); the value is their mean. With two seeds a size's
+    own SD has one degree of freedom, so the SD of a paired difference is pooled over sizes
+    (``sum over sizes of sum_s (d_s - mean)^2 / sum over sizes of (n - 1)``, i.e. assuming the
+    seed noise of a paired difference is the same at every size) and the interval is
+    ``mean +- t_{df}((1 + coverage) / 2) x pooled SD / sqrt(n)``. Each size also gets its own
+    unpooled interval (``own_lower``/``own_upper``, None with one seed), and, given the
+    stage-1 grid's residual seed SD ``grid_sd`` (:func:`seed_residual_sd`, ``grid_df`` degrees
+    of freedom), the interval that noise implies, ``mean +- t_{grid_df} sqrt(2) grid_sd /
+    sqrt(n)`` (``grid_lower``/``grid_upper``; measured on the base size only). No interval
+    (None) when no size has two seeds.
+
+    Returns one dict per size, ordered by parameter count: ``size``, ``n_params``, ``value``,
+    ``lower``, ``upper``, ``per_seed``, ``n``, ``sd_pooled``, ``df``, ``own_lower``,
+    ``own_upper``, ``grid_lower``, ``grid_upper``, ``coverage``.
+    """
+    from scipy.stats import t as student_t
+
+    if not 0 < coverage < 1:
+        raise DataError(f"coverage must be between 0 and 1, got {coverage}")
+    sizes = sorted({r["size"] for r in rows}, key=lambda z: next(int(r["n_params"]) for r in rows if r["size"] == z))
+    if not sizes:
+        raise DataError("no uniform or recommended runs to compare; run the experiment first")
+    diffs = {z: paired_by_seed(rows, z) for z in sizes}
+    ss = sum(float(np.sum((np.array(list(d.values())) - np.mean(list(d.values()))) ** 2)) for d in diffs.values())
+    df = sum(len(d) - 1 for d in diffs.values())
+    sd = math.sqrt(ss / df) if df > 0 else None
+    q = (1 + coverage) / 2
+    out = []
+    for z in sizes:
+        d = np.array(list(diffs[z].values()))
+        mean, n = float(d.mean()), int(d.size)
+        half = None if sd is None else float(student_t.ppf(q, df)) * sd / math.sqrt(n)
+        own = None if n < 2 else float(student_t.ppf(q, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
+        grid = None if grid_sd is None or grid_df < 1 else \
+            float(student_t.ppf(q, grid_df)) * math.sqrt(2.0) * grid_sd / math.sqrt(n)
+        out.append({
+            "size": z, "n_params": next(int(r["n_params"]) for r in rows if r["size"] == z),
+            "value": mean, "lower": None if half is None else mean - half,
+            "upper": None if half is None else mean + half, "per_seed": diffs[z], "n": n,
+            "sd_pooled": sd, "df": df, "own_lower": None if own is None else mean - own,
+            "own_upper": None if own is None else mean + own,
+            "grid_lower": None if grid is None else mean - grid,
+            "grid_upper": None if grid is None else mean + grid, "coverage": coverage,
+        })
+    return out
+
+
+def effects(per_size: Sequence[Mapping[str, Any]], shares: Sequence[float]) -> list[dict[str, Any]]:
+    """The effects list experiment 6 reads (issue #7 contract), one row per model size."""
+    rec = ", ".join(f"{d} {s:g}" for d, s in zip(DOMAINS, shares, strict=True))
+    out = []
+    for e in per_size:
+        note = ""
+        if e["lower"] is None:
+            note = f"{e['n']} seed(s) per size: no seed noise estimate, so no interval"
+        out.append({
+            "effect": EFFECT,
+            "description": (f"mean held-out loss (3 domains) of the uniform mixture minus that of the "
+                            f"mixture recommended on the {BASE_SIZE} model ({rec}); paired by seed, "
+                            f"t interval with the paired SD pooled over sizes"),
+            "kind": "difference", "size": e["size"], "n_params": int(e["n_params"]),
+            "value": e["value"], "lower": e["lower"], "upper": e["upper"], "coverage": e["coverage"],
+            "neutral": 0.0, "note": note,
+        })
+    return out
+
+
 # ----------------------------------------------------------------------------- figure
 def _xy(shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ternary coordinates: code at (0, 0), docstrings at (1, 0), prose at (0.5, sqrt(3)/2)."""
@@ -438,13 +610,14 @@ def _xy(shares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def figure(rows: Sequence[Mapping[str, Any]], mix: Sequence[Mapping[str, Any]],
            loo: Sequence[Mapping[str, Any]], params: Mapping[str, Mapping[str, float]], rec: Any,
-           cmp: Mapping[str, Any], path: Path, title: str) -> Path:
+           cmp: Mapping[str, Any], per_size: Sequence[Mapping[str, Any]], path: Path, title: str) -> Path:
     """Left: predicted (leave-one-out for grid mixtures) against measured loss per run, with
-    the recommended runs and the law's interval. Right: the simplex, shaded by the law's
-    predicted objective inside the searched region, runs coloured by measured objective."""
+    the recommended runs and the law's interval. Middle: the simplex, shaded by the law's
+    predicted objective inside the searched region, runs coloured by measured objective.
+    Right: the effect of the recommendation (uniform - recommended) against model size."""
     import matplotlib.tri as mtri
 
-    fig, ax = C.new_figure(2, width=5.4, height=4.6)
+    fig, ax = C.new_figure(3, width=5.4, height=4.6)
     a = ax[0][0]
     grid = [r for r in rows if r["stage"] == "grid"]
     loo_by = {m["mixture"]: p for m, p in zip(mix, loo, strict=True)}
@@ -504,7 +677,36 @@ def figure(rows: Sequence[Mapping[str, Any]], mix: Sequence[Mapping[str, Any]],
     b.set(aspect="equal", xticks=[], yticks=[], xlim=(-0.12, 1.12), ylim=(-0.1, 1.0))
     b.set_title("shading only inside the searched region (shares within the grid's range)", fontsize=7)
     b.legend(fontsize=6, loc="upper left")
+    _effect_panel(ax[0][2], per_size)
     return C.save_figure(fig, path)
+
+
+def _effect_panel(a: Any, per_size: Sequence[Mapping[str, Any]]) -> None:
+    """Effect of the recommendation against non-embedding parameters: seeds, mean, interval."""
+    x = np.array([e["n_params"] for e in per_size], float)
+    for e in per_size:
+        a.scatter([e["n_params"]] * e["n"], list(e["per_seed"].values()), s=14, color="grey", zorder=3)
+    y = np.array([e["value"] for e in per_size])
+    a.plot(x, y, "o-", color="tab:red", ms=7, zorder=4, label="mean over seeds")
+    if all(e["lower"] is not None for e in per_size):
+        lo = np.array([e["lower"] for e in per_size])
+        hi = np.array([e["upper"] for e in per_size])
+        a.errorbar(x, y, yerr=[y - lo, hi - y], fmt="none", color="tab:red", capsize=4,
+                   label=f"{per_size[0]['coverage']:.0%} t interval (paired SD pooled over sizes)")
+    if all(e["grid_lower"] is not None for e in per_size):
+        gl = np.array([e["grid_lower"] for e in per_size])
+        gh = np.array([e["grid_upper"] for e in per_size])
+        a.errorbar(x * 1.06, y, yerr=[y - gl, gh - y], fmt="none", color="grey", capsize=3, lw=0.8,
+                   label=f"{per_size[0]['coverage']:.0%} interval from the {BASE_SIZE} grid's seed noise")
+    a.scatter([], [], s=14, color="grey", label="one seed (paired)")
+    a.axhline(0.0, color="k", lw=0.8)
+    for e in per_size:
+        a.annotate(e["size"], (e["n_params"], e["value"]), textcoords="offset points", xytext=(6, 4),
+                   fontsize=7)
+    a.set(xscale="log", xlabel="non-embedding parameters",
+          ylabel="objective: uniform - recommended (nats/byte; > 0 helps)")
+    a.set_title("does the tiny model's recommendation hold at larger models?", fontsize=7)
+    a.legend(fontsize=6, loc="best")
 
 def _simplex_mesh(n: int) -> np.ndarray:
     pts = [(i / n, j / n, (n - i - j) / n) for i in range(n + 1) for j in range(n + 1 - i)]
@@ -558,6 +760,53 @@ def markdown(rows: Sequence[Mapping[str, Any]], mix: Sequence[Mapping[str, Any]]
     return "\n".join(lines)
 
 
+def scale_markdown(per_size: Sequence[Mapping[str, Any]], scale: Sequence[Mapping[str, Any]]) -> str:
+    """The section on stage 3: the effect per size, its intervals and the per-size losses."""
+    f = C.fmt
+    cov = f"{per_size[0]['coverage']:.0%}"
+
+    def iv(lo: float | None, hi: float | None) -> str:
+        return "-" if lo is None else f"[{f(lo)}, {f(hi)}]"
+
+    lines = ["## Does it hold at larger models?", "",
+             "Effect = objective(uniform) - objective(recommended), paired by seed (> 0: the "
+             f"recommendation helps); {cov} t intervals, the paired SD pooled over sizes "
+             f"(SD {f(per_size[0]['sd_pooled'])}, {per_size[0]['df']} df), per size alone, and "
+             f"with the {BASE_SIZE} grid's residual seed noise:", "",
+             C.markdown_table(
+                 ["size", "non-embedding params", "effect", f"{cov} (pooled SD)", f"{cov} (own SD)",
+                  f"{cov} ({BASE_SIZE} grid noise)", "per seed", "verdict (pooled)"],
+                 [[e["size"], int(e["n_params"]), e["value"], iv(e["lower"], e["upper"]),
+                   iv(e["own_lower"], e["own_upper"]), iv(e["grid_lower"], e["grid_upper"]),
+                   ", ".join(f(v) for v in e["per_seed"].values()), verdict_of(e)] for e in per_size]), ""]
+    if scale:
+        lines += ["Stage-3 runs (final held-out loss):", "",
+                  C.markdown_table(["size", "mixture", "seed", "loss code", "loss docstrings", "loss prose",
+                                    "objective"],
+                                   [[r["size"], r["mixture"], r["seed"], *[r[f"loss_{d}"] for d in DOMAINS],
+                                     r["objective"]] for r in scale])]
+    return "\n".join(lines)
+
+
+def verdict_of(e: Mapping[str, Any]) -> str:
+    """``helps``/``hurts`` when the (pooled) interval excludes 0, else ``tie``; sign only without one.
+
+    Examples
+    --------
+    >>> verdict_of({"value": 0.02, "lower": 0.01, "upper": 0.03})
+    'helps'
+    >>> verdict_of({"value": 0.02, "lower": -0.01, "upper": 0.05})
+    'tie (within seed noise)'
+    """
+    if e["lower"] is None:
+        return "helps (no interval)" if e["value"] > 0 else "hurts (no interval)"
+    if e["lower"] > 0:
+        return "helps"
+    if e["upper"] < 0:
+        return "hurts"
+    return "tie (within seed noise)"
+
+
 def finite_or_none(value: Any) -> Any:
     """A copy of nested lists/dicts with non-finite floats replaced by None (strict JSON).
 
@@ -587,22 +836,39 @@ def body(argv: Sequence[str] | None) -> int:
     print(f"recommended mixture {dict(zip(DOMAINS, shares, strict=True))}; training it", file=sys.stderr)
     stage2 = recommended_spec(args.quick, shares)
     wall += C.run_cells(stage2, args.out / "stage2", workers=args.workers)
+    stage3 = scale_spec(args.quick, shares)
+    print(f"stage 3: uniform and recommended at {', '.join(s['scale_sizes'])}", file=sys.stderr)
+    wall += C.run_cells(stage3, args.out / "stage3", workers=args.workers)
     rows = run_rows(C.eval_curves(args.out / "store", "loss")) + \
         run_rows(C.eval_curves(args.out / "stage2" / "store", "loss"))
+    scale = run_rows(C.eval_curves(args.out / "stage3" / "store", "loss"), stage="scale")
     params = fit_laws(mix)
     loo = leave_one_out(mix)
     cmp = compare(rows, mix, rec, loo)
-    title = (f"tiny model, {s['steps']} steps x {s['batch_size']} rows x {s['seq_len']} bytes, "
+    grid_df = (len(mix) - 1) * (len(s["seeds"]) - 1)  # every grid mixture has every seed
+    per_size = size_effects(scale_rows(rows + scale), grid_sd=cmp["seed_residual_sd_objective"],
+                            grid_df=grid_df)
+    effs = effects(per_size, shares)
+    title = (f"{BASE_SIZE} model, {s['steps']} steps x {s['batch_size']} rows x {s['seq_len']} bytes, "
              f"{len(mix)} mixtures x {len(s['seeds'])} seed(s) + the recommended mixture")
-    figure(rows, mix, loo, params, rec, cmp, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title)
-    md = markdown(rows, mix, loo, rec, cmp, args.quick, title)
-    results = {"grid": spec, "stage2": stage2, "objective": OBJECTIVE, "runs": rows, "mixtures": mix,
-               "leave_one_out": loo, "fitted_params": params,
+    figure(rows, mix, loo, params, rec, cmp, per_size,
+           args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title)
+    md = markdown(rows, mix, loo, rec, cmp, args.quick, title) + "\n\n" + scale_markdown(per_size, scale)
+    results = {"grid": spec, "stage2": stage2, "stage3": stage3, "objective": OBJECTIVE, "runs": rows,
+               "scale_runs": scale, "mixtures": mix, "leave_one_out": loo, "fitted_params": params,
                "recommendation": rec.to_dict(), "recommended_shares_trained": shares,
-               "comparison": cmp}
+               "comparison": cmp, "effect_by_size": per_size}
     C.write_results(args.out, NAME, args, finite_or_none(results), md, wall_seconds=wall)
+    add_effects(args.out / "results.json", finite_or_none(effs))
     print(md)
     return 0
+
+
+def add_effects(path: Path, effs: Sequence[Mapping[str, Any]]) -> None:
+    """Put the effects list at the top level of ``results.json`` (the contract experiment 6 reads)."""
+    doc = json.loads(path.read_text())
+    doc["effects"] = list(effs)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,8 +12,10 @@ with a censored (null) value at some size, is reported as not assessable, with t
     python experiments/scale_caveat/run.py [--inputs DIR_OR_JSON ...] [--out DIR]
     python experiments/scale_caveat/run.py --quick   # the committed docs/experiments/*_full.json
 
-No training: the full mode reads the other experiments' fresh results (default results/format
-and results/curriculum), the quick mode the committed full-mode results (seconds).
+No training: the full mode reads the other experiments' fresh results (default results/format,
+results/curriculum and results/mixture), the quick mode the committed full-mode results
+(``docs/experiments/*_full.json`` with an effects list; those of the default experiments that
+have none are listed as not read, with the reason), in seconds.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from scalelab.errors import DataError
 NAME = "scale_caveat"
 DOCS = C.ROOT / "docs" / "experiments"
 #: experiments whose results are read by default in full mode (folder under results/)
-DEFAULT_INPUTS = ("format", "curriculum")
+DEFAULT_INPUTS = ("format", "curriculum", "mixture")
 TARGET_FACTOR = 10.0
 COVERAGE = 0.9
 KEYS = ("effect", "description", "kind", "size", "n_params", "value", "lower", "upper", "coverage",
@@ -97,12 +99,34 @@ def read_input(path: Path) -> dict[str, Any]:
 
 def quick_inputs(docs: Path = DOCS) -> list[Path]:
     """The committed full-mode results (``docs/experiments/*_full.json``) that carry effects."""
-    files = sorted(docs.glob("*_full.json"))
+    return quick_plan(docs)[0]
+
+
+def quick_plan(docs: Path = DOCS) -> tuple[list[Path], list[str]]:
+    """The committed full-mode results to read, and why each default experiment's is not read.
+
+    Returns
+    -------
+    with_effects : list of Path
+        Every ``docs/*_full.json`` with an ``effects`` list (the default experiments'
+        :data:`DEFAULT_INPUTS` and any other).
+    skipped : list of str
+        One line per default experiment whose committed results are missing or have no effects.
+    """
+    # this experiment's own committed results hold assessments under results.effects, not rows
+    files = sorted(f for f in docs.glob("*_full.json") if f.name != f"{NAME}_full.json")
     with_effects = [f for f in files if _effects_of(json.loads(f.read_text())) is not None]
     if not with_effects:
         raise DataError(f"no {docs}/*_full.json has an 'effects' list; run an experiment measured at "
                         "3 sizes, e.g. python experiments/format/run.py, and commit its results.json there")
-    return with_effects
+    skipped = []
+    for name in DEFAULT_INPUTS:
+        f = docs / f"{name}_full.json"
+        if not f.is_file():
+            skipped.append(f"{f.name}: not committed")
+        elif f not in with_effects:
+            skipped.append(f"{f.name}: no 'effects' list")
+    return with_effects, skipped
 
 
 def _effects_of(doc: Any) -> Any:
@@ -151,6 +175,12 @@ def assess(rows: Sequence[Mapping[str, Any]], *, target_factor: float = TARGET_F
     ``predicted``, ``low``, ``high``, ``change_per_decade``, ``weighted`` and ``notes``.
     Not assessable (with ``reason``): fewer than 3 distinct sizes, a censored value at some size,
     or mixed kinds.
+
+    A fit weighted by the per-size intervals is checked against the unweighted fit (``unweighted``
+    in the result): with 3 sizes the fit has one degree of freedom, the between-size scatter
+    cannot be estimated, and one size with a narrow interval (from 2-3 seeds, itself very
+    uncertain) can carry the line alone. When the two verdicts differ, the verdict is
+    ``undetermined`` and a note gives both.
     """
     from scalelab.predict.persistence import MIN_SIZES, persistence
 
@@ -202,12 +232,24 @@ def assess(rows: Sequence[Mapping[str, Any]], *, target_factor: float = TARGET_F
         p = persistence([r["n_params"] for r in rs], values, target_n=target, lower=lower, upper=upper,
                         interval_coverage=float(icov) if lower is not None else 0.95,
                         kind=rs[0]["kind"], coverage=coverage, label=name)
+        u = p if lower is None else persistence(
+            [r["n_params"] for r in rs], values, target_n=target, kind=rs[0]["kind"], coverage=coverage,
+            label=name)
     except DataError as exc:
         return not_assessable(str(exc))
-    return {**res, "status": "assessed", "verdict": p.verdict, "target_n": p.target_n,
+    verdict = p.verdict
+    if u.verdict != p.verdict:
+        verdict = "undetermined"
+        notes.append(f"the verdict depends on the weights: weighted by the per-size intervals "
+                     f"{p.verdict} ({p.predicted:.3g} [{p.low:.3g}, {p.high:.3g}]), unweighted "
+                     f"{u.verdict} ({u.predicted:.3g} [{u.low:.3g}, {u.high:.3g}]); reported as undetermined")
+    return {**res, "status": "assessed", "verdict": verdict, "target_n": p.target_n,
             "predicted": p.predicted, "low": p.low, "high": p.high, "coverage": coverage,
             "direction": p.direction, "change_per_decade": p.change_per_decade,
             "threshold": p.threshold, "weighted": p.trend.weighted, "trend": p.trend.to_dict(),
+            "verdict_weighted": p.verdict if lower is not None else None,
+            "unweighted": {"verdict": u.verdict, "predicted": u.predicted, "low": u.low, "high": u.high,
+                           "direction": u.direction, "change_per_decade": u.change_per_decade},
             "notes": notes + list(p.notes)}
 
 
@@ -234,11 +276,19 @@ def figure(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
 
     from scalelab.predict.persistence import SizeTrend
 
-    n = len(results)
+    drawn = [r for r in results if r["status"] == "assessed"]
+    left_out = [r for r in results if r["status"] != "assessed"]
+    n = len(drawn) + (1 if left_out else 0)
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
-    for ax, res in zip(axes.ravel(), results, strict=False):
+    if left_out:  # one text panel instead of an empty panel per censored effect
+        text_ax = axes.ravel()[len(drawn)]
+        text_ax.axis("off")
+        lines = [f"{r['effect']} ({_short_reason(r['reason'])})" for r in left_out]
+        text_ax.text(0, 1, f"not assessable ({len(left_out)}):\n" + "\n".join(lines), va="top",
+                     fontsize=max(4.5, min(7.0, 110 / max(len(lines), 1))), transform=text_ax.transAxes)
+    for ax, res in zip(axes.ravel(), drawn, strict=False):
         pts = [s for s in res["sizes"] if s["value"] is not None]
         ratio = res["kind"] == "ratio"
         if pts:
@@ -261,7 +311,14 @@ def figure(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
             ax.errorbar([res["target_n"]], [res["predicted"]],
                         yerr=[[res["predicted"] - res["low"]], [res["high"] - res["predicted"]]],
                         fmt="s", color="tab:red", capsize=3, label="target size")
+            u = res.get("unweighted")
+            if res["weighted"] and u:
+                ax.errorbar([res["target_n"] * 1.25], [u["predicted"]],
+                            yerr=[[u["predicted"] - u["low"]], [u["high"] - u["predicted"]]],
+                            fmt="D", color="tab:grey", ms=3, capsize=3, label="target, unweighted fit")
             title = f"{res['effect']}\n{res['verdict']} at {res['target_n']:.3g}"
+            if res.get("verdict_weighted") not in (None, res["verdict"]):
+                title += f" (weighted fit alone: {res['verdict_weighted']})"
         else:
             title = f"{res['effect']}\nnot assessable"
         ax.axhline(res["neutral"], color="grey", lw=0.6)
@@ -278,11 +335,15 @@ def figure(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.tick_params(labelsize=6)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    legend_ax = next((ax for ax, r in zip(axes.ravel(), results, strict=False) if r["status"] == "assessed"),
-                     axes.ravel()[0])
-    if legend_ax.get_legend_handles_labels()[0]:
-        legend_ax.legend(fontsize=6)
+    if drawn and axes.ravel()[0].get_legend_handles_labels()[0]:
+        axes.ravel()[0].legend(fontsize=6)
     return C.save_figure(fig, path)
+
+
+def _short_reason(reason: str) -> str:
+    """The first clause of a not-assessable reason, for the figure."""
+    head = reason.split(" (at ")[0].split(": ")[0]
+    return head if len(head) <= 60 else head[:57] + "..."
 
 
 def _measured(s: Mapping[str, Any]) -> str:
@@ -296,13 +357,18 @@ def _measured(s: Mapping[str, Any]) -> str:
     return "censored"
 
 
-def summary(results: Sequence[Mapping[str, Any]], inputs: Sequence[str], target_factor: float) -> str:
+def summary(results: Sequence[Mapping[str, Any]], inputs: Sequence[str], target_factor: float,
+            skipped: Sequence[str] = ()) -> str:
     """Markdown: one row per effect with its measurements, prediction and verdict."""
     rows = []
     for r in results:
         meas = "; ".join(f"{s['size']} {_measured(s)}" for s in r["sizes"])
         if r["status"] == "assessed":
             pred = f"{C.fmt(r['predicted'])} [{C.fmt(r['low'])}, {C.fmt(r['high'])}] at {r['target_n']:.3g}"
+            u = r.get("unweighted")
+            if r["weighted"] and u:
+                pred = (f"weighted {pred}; unweighted {C.fmt(u['predicted'])} [{C.fmt(u['low'])}, "
+                        f"{C.fmt(u['high'])}] ({u['verdict']})")
             rows.append([r["effect"], meas, C.fmt(r["change_per_decade"]), pred, r["verdict"]])
         else:
             rows.append([r["effect"], meas, "-", "-", f"not assessable: {r['reason']}"])
@@ -311,7 +377,7 @@ def summary(results: Sequence[Mapping[str, Any]], inputs: Sequence[str], target_
     return "\n".join([
         "# The scale caveat: do the measured effects persist at larger sizes?", "",
         f"Inputs: {', '.join(inputs)}. Target size: {target_factor:g}x the largest measured size of "
-        "each effect.", "",
+        "each effect." + (f" Not read: {'; '.join(skipped)}." if skipped else ""), "",
         C.markdown_table(["effect", "measured (size value)", "change per 10x N", "predicted [interval] at N",
                           "verdict"], rows), "",
         "Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
@@ -321,15 +387,17 @@ def summary(results: Sequence[Mapping[str, Any]], inputs: Sequence[str], target_
 def body(argv: Sequence[str] | None) -> int:
     t0 = time.perf_counter()
     args, paths, factor, coverage = parse(argv)
+    skipped: list[str] = []
     if args.quick:
-        paths = quick_inputs()
+        paths, skipped = quick_plan()
     docs = [read_input(p) for p in paths]
     results = analyse(docs, target_factor=factor, coverage=coverage)
     inputs = [d["_path"] for d in docs]
     figure(results, args.out / f"{NAME}{'_quick' if args.quick else ''}.png")
-    md = summary(results, inputs, factor)
-    C.write_results(args.out, NAME, args, {"inputs": inputs, "target_factor": factor, "coverage": coverage,
-                                           "effects": results}, md, wall_seconds=time.perf_counter() - t0)
+    md = summary(results, inputs, factor, skipped)
+    C.write_results(args.out, NAME, args, {"inputs": inputs, "not_read": skipped, "target_factor": factor,
+                                           "coverage": coverage, "effects": results}, md,
+                    wall_seconds=time.perf_counter() - t0)
     _record_command(args, paths, factor, coverage)
     print(md)
     return 0

@@ -183,3 +183,106 @@ def test_only_this_grids_runs_are_analysed() -> None:
     assert FMT.own_runs(stale, specs) == curves
     with pytest.raises(DataError, match="have no metrics"):
         FMT.own_runs({k: v for k, v in curves.items() if k != ids[0]}, specs)
+
+
+# ----------------------------------------------------------------------------- speed of learning
+def test_run_code_length_charges_each_step_for_its_own_answer_tokens() -> None:
+    steps = np.arange(1, 6, dtype=float)
+    loss = np.array([5.0, 3.0, 2.0, 1.5, 1.0])
+    answers = np.array([280.0, 290.0, 285.0, 300.0, 275.0])
+    got = FMT.run_code_length(steps, loss, answers, examples_per_step=64)
+    assert got["nats"] == pytest.approx(float(np.sum(loss * answers)), rel=1e-12)
+    assert got["nats_per_example"] == pytest.approx(got["nats"] / (5 * 64))
+    assert got["nats_per_answer_token"] == pytest.approx(got["nats"] / answers.sum())
+    with pytest.raises(DataError, match="every step"):  # a gap in the log: no exact code length
+        FMT.run_code_length(steps[[0, 1, 3, 4]], loss[[0, 1, 3, 4]], answers[:4], 64)
+    with pytest.raises(DataError, match="answer-token counts"):
+        FMT.run_code_length(steps, loss, answers[:4], 64)
+
+
+def test_median_interval_uses_order_statistics_with_their_exact_coverage() -> None:
+    assert FMT.median_interval([3.0, 1.0, 2.0], 0.9) == (1.0, 3.0, 0.75)
+    # 10 values: [x_(2), x_(9)] covers the median with 1 - 2 * 11/1024; [x_(3), x_(8)] only 0.891
+    lo, hi, cov = FMT.median_interval(np.arange(10.0), 0.9)
+    assert (lo, hi) == (1.0, 8.0) and cov == pytest.approx(1 - 22 / 1024, abs=1e-6)
+    assert FMT.median_interval([2.0], 0.9) == (None, None, 0.0)
+    # the stated coverage is the real one: the range of 3 draws covers the median 75% of the time
+    draws = np.random.default_rng(0).standard_normal((20_000, 3))
+    covered = (draws.min(axis=1) < 0) & (draws.max(axis=1) > 0)
+    assert covered.mean() == pytest.approx(0.75, abs=0.01)
+
+
+def _speed_records(ratio_by_size: dict[str, float], seeds: tuple[int, ...] = (0, 1, 2)
+                   ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Curves and online records: reverse's online loss is plain's / ratio (with per-seed wiggle)."""
+    curves, online = {}, {}
+    steps = np.arange(1, 51, dtype=float)
+    base = 0.5 + 4.5 * np.exp(-steps / 15)
+    for size, ratio in ratio_by_size.items():
+        for fmt in ("plain", "reverse", "simple_scratchpad"):
+            for seed in seeds:
+                rid = f"{fmt}-{size}-{seed}"
+                wiggle = 1 + 0.02 * (seed - 1)
+                loss = base if fmt != "reverse" else base / (ratio * wiggle)
+                curves[rid] = {"labels": {"format": fmt, "size": size, "seed": str(seed)},
+                               "config": {"model": {"size": size}, "data": {"batch_size": 10}}}
+                online[rid] = {"steps": steps, "online_loss": loss,
+                               "final_eval_loss": float(loss[-1]) * (1.1 if fmt == "plain" else 1.0)}
+    return curves, online
+
+
+def test_speed_effects_give_the_code_length_ratio_per_size() -> None:
+    curves, online = _speed_records({"tiny": 0.9, "mini": 1.2, "small": 1.5})
+    rows = FMT.speed_rows(curves, online, answer_tokens=lambda cfg: np.full(50, 45.0))
+    assert {r["format"] for r in rows} == {"plain", "reverse"}  # scratchpads: other answers, not compared
+    assert rows[0]["nats_per_example"] == pytest.approx(float(np.sum(0.5 + 4.5 * np.exp(-np.arange(1, 51) / 15)))
+                                                        * 45 / 500)
+    effs = FMT.speed_effects(rows)
+    keys = {"effect", "description", "kind", "size", "n_params", "value", "lower", "upper", "coverage",
+            "neutral", "note"}
+    assert all(set(e) == keys and e["kind"] == "ratio" and e["neutral"] == 1.0 for e in effs)
+    by = {(e["effect"], e["size"]): e for e in effs}
+    assert len(effs) == 6 and by[("format:reverse_code_length", "mini")]["n_params"] == 84_912
+    for size, ratio in (("tiny", 0.9), ("mini", 1.2), ("small", 1.5)):
+        e = by[("format:reverse_code_length", size)]
+        # per-seed ratios are ratio x (0.98, 1.00, 1.02): median ratio, interval their range
+        assert e["value"] == pytest.approx(ratio)
+        assert (e["lower"], e["upper"]) == pytest.approx((0.98 * ratio, 1.02 * ratio))
+        assert e["coverage"] == 0.75 and e["note"] == ""
+        f = by[("format:reverse_final_loss", size)]
+        assert f["value"] == pytest.approx(1.1 * ratio)
+    # unpaired seeds cannot be compared
+    with pytest.raises(DataError, match="same seeds"):
+        FMT.paired_ratio({0: 1.0}, {1: 1.0})
+
+
+def test_online_records_and_answer_tokens_from_a_real_store(tmp_path: Path) -> None:
+    spec = FMT.grid_specs(True)[0]
+    data = dict(zip(spec["axis"][0]["labels"], spec["axis"][0]["values"], strict=True))
+    spec = {**spec, "base": {**spec["base"], "steps": 6, "optim": {**spec["base"]["optim"], "warmup_steps": 1},
+                             "eval": {"count": 2, "max_examples": 30}},
+            "axis": [{"name": "format", "path": "data", "values": [data["plain"], data["reverse"]],
+                      "labels": ["plain", "reverse"]},
+                     {"name": "size", "path": "model.size", "values": ["tiny"]},
+                     {"name": "seed", "paths": ["init_seed", "data_seed"], "values": [0]}]}
+    C.run_cells(spec, tmp_path, workers=1, quiet=True)
+    curves = C.eval_curves(tmp_path / "store")
+    online = FMT.online_records(tmp_path / "store", sorted(curves))
+    by_fmt = {curves[k]["labels"]["format"]: k for k in curves}
+    counts = {f: FMT.answer_tokens_per_step(curves[k]["config"]) for f, k in by_fmt.items()}
+    # the same pairs in the same order: reverse scores exactly as many answer tokens as plain
+    assert np.array_equal(counts["plain"], counts["reverse"]) and counts["plain"].size == 6
+    # 2-digit sums have 1-3 digits, plus EOS: between 2 and 4 answer tokens per example
+    batch = curves[by_fmt["plain"]]["config"]["data"]["batch_size"]
+    assert np.all((counts["plain"] >= 2 * batch) & (counts["plain"] <= 4 * batch))
+    for f, k in by_fmt.items():
+        o = online[k]
+        assert o["steps"].tolist() == [1, 2, 3, 4, 5, 6]
+        # step 1 is coded by the untrained model: about log(vocab) nats per answer token
+        assert 3.0 < o["online_loss"][0] < 7.0
+        last_eval = C.eval_curves(tmp_path / "store", "loss")[k]["curves"]["addition"][1][-1]
+        assert o["final_eval_loss"] == pytest.approx(last_eval)
+        cl = FMT.run_code_length(o["steps"], o["online_loss"], counts[f], batch)
+        assert cl["nats"] == pytest.approx(float(np.sum(o["online_loss"] * counts[f])), rel=1e-9)
+    with pytest.raises(DataError, match="no train/online_loss"):
+        FMT.online_records(tmp_path / "store", ["no-such-run"])

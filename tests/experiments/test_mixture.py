@@ -239,3 +239,126 @@ def test_recommendation_and_comparison_on_known_laws() -> None:
     assert not cmp_bad["vs_uniform"]["beats"]
     with pytest.raises(DataError, match="recommended mixture has no runs"):
         MIX.compare([r for r in rows if r["stage"] == "grid"], mix, rec, loo)
+
+
+# ----------------------------------------------------------------------------- stage 3: across sizes
+def test_scale_spec_changes_only_the_model_size() -> None:
+    from scalelab.harness.grid import parse_grid
+
+    shares = (0.317, 0.135, 0.548)
+    for quick in (False, True):
+        s = MIX.settings(quick)
+        spec = MIX.scale_spec(quick, shares)
+        runs = parse_grid(spec).runs()
+        assert len(runs) == len(s["scale_sizes"]) * 2 * len(s["seeds"])
+        assert MIX.BASE_SIZE not in s["scale_sizes"]  # tiny comes from stages 1-2
+        uniform = MIX.mixture_label(MIX.UNIFORM)
+        assert uniform == MIX.mixture_label(MIX.design(quick)[0])  # stage 1's centre
+        for r in runs:
+            assert r.config["model"]["size"] == r.labels["size"] in s["scale_sizes"]
+            mix = r.config["data"]["schedule"]["mixture"]
+            want = dict(zip(DOM, shares, strict=True)) if r.labels["mix"] == "recommended" \
+                else dict.fromkeys(DOM, 1 / 3)
+            assert mix == pytest.approx(want) and r.labels["mix"] in ("recommended", uniform)
+            assert r.config["init_seed"] == r.config["data_seed"] == int(r.labels["seed"])
+        # same steps, batch, optimiser, data and evaluation as stage 1
+        base1, base3 = MIX.grid_spec(quick)["base"], spec["base"]
+        assert {k: v for k, v in base1.items() if k != "model"} == {k: v for k, v in base3.items() if k != "model"}
+
+
+def _arm_rows(size: str, n_params: int, uniform: dict[int, float], rec: dict[int, float]) -> list[dict[str, Any]]:
+    return ([{"size": size, "n_params": n_params, "arm": "uniform", "seed": s, "objective": v}
+             for s, v in uniform.items()] +
+            [{"size": size, "n_params": n_params, "arm": "recommended", "seed": s, "objective": v}
+             for s, v in rec.items()])
+
+
+def test_paired_by_seed_pairs_seeds_not_positions() -> None:
+    # recommended listed in the opposite seed order, with an extra unpaired seed 7
+    rows = _arm_rows("m", 10, {0: 2.50, 1: 2.40}, {7: 0.0, 1: 2.38, 0: 2.45})
+    assert MIX.paired_by_seed(rows, "m") == pytest.approx({0: 0.05, 1: 0.02})
+    with pytest.raises(DataError, match="no seed with both"):
+        MIX.paired_by_seed(_arm_rows("m", 10, {0: 2.5}, {1: 2.4}), "m")
+    with pytest.raises(DataError, match="two uniform runs with seed 0"):
+        MIX.paired_by_seed(_arm_rows("m", 10, {0: 2.5}, {0: 2.4}) * 2, "m")
+
+
+def test_size_effects_pool_the_paired_sd_over_sizes() -> None:
+    # differences per seed: tiny (0.03, 0.01), small (0.00, 0.00), mini (0.05, -0.01); listed out of
+    # size order, and seed 1's recommended run comes first at mini
+    rows = (_arm_rows("small", 200_064, {0: 2.0, 1: 2.1}, {0: 2.0, 1: 2.1})
+            + _arm_rows("tiny", 21_720, {0: 2.43, 1: 2.41}, {0: 2.40, 1: 2.40})
+            + _arm_rows("mini", 84_912, {1: 2.29, 0: 2.35}, {1: 2.30, 0: 2.30}))
+    eff = MIX.size_effects(rows, coverage=0.9)
+    assert [e["size"] for e in eff] == ["tiny", "mini", "small"]
+    assert [e["value"] for e in eff] == pytest.approx([0.02, 0.02, 0.0])
+    # pooled SS = 2e-4 (tiny) + 0 (small) + 1.8e-3 (mini) over 3 df; t_{0.95, 3} = 2.3534
+    sd = math.sqrt(2e-3 / 3)
+    assert eff[0]["sd_pooled"] == pytest.approx(sd) and eff[0]["df"] == 3
+    half = 2.353363434801823 * sd / math.sqrt(2)
+    for e in eff:
+        assert e["upper"] - e["value"] == pytest.approx(half)
+        assert e["value"] - e["lower"] == pytest.approx(half)
+        assert e["n"] == 2 and e["coverage"] == 0.9
+    # each size's own interval: t_{0.95, 1} = 6.3138 x its own SD / sqrt(2)
+    assert eff[1]["own_upper"] - eff[1]["value"] == pytest.approx(6.313751514675 * 0.06 / 2)
+    assert eff[2]["own_lower"] == pytest.approx(0.0) and eff[2]["own_upper"] == pytest.approx(0.0)
+    # one seed per size: a value, but no interval
+    one = MIX.size_effects(_arm_rows("tiny", 21_720, {0: 2.5}, {0: 2.4}))
+    assert one[0]["value"] == pytest.approx(0.1) and one[0]["lower"] is None and one[0]["own_upper"] is None
+    with pytest.raises(DataError, match="coverage"):
+        MIX.size_effects(rows, coverage=1.0)
+
+
+def test_effects_rows_follow_the_contract_experiment_6_reads() -> None:
+    caveat = _load("scale_caveat/run.py", "exp_scale_caveat_for_mixture")
+    rows = (_arm_rows("tiny", 21_720, {0: 2.43, 1: 2.41}, {0: 2.40, 1: 2.40})
+            + _arm_rows("mini", 84_912, {0: 2.35, 1: 2.29}, {0: 2.30, 1: 2.30})
+            + _arm_rows("small", 200_064, {0: 2.21, 1: 2.2}, {0: 2.2, 1: 2.2}))
+    effs = MIX.effects(MIX.size_effects(rows), (0.317, 0.135, 0.548))
+    checked = caveat.effect_rows({"effects": effs, "_path": "mixture"})
+    assert [r["size"] for r in checked] == ["tiny", "mini", "small"]
+    assert {r["effect"] for r in checked} == {"mixture:recommended_vs_uniform"}
+    assert all(r["kind"] == "difference" and r["neutral"] == 0.0 and r["note"] == "" for r in checked)
+    assert [r["value"] for r in checked] == pytest.approx([0.02, 0.02, 0.005])
+    assert all(r["lower"] < r["value"] < r["upper"] for r in checked)
+    res = caveat.assess(checked)
+    assert res["status"] == "assessed" and res["verdict"] in ("persists", "vanishes", "undetermined")
+    one = MIX.effects(MIX.size_effects(_arm_rows("tiny", 21_720, {0: 2.5}, {0: 2.4})), (0.2, 0.3, 0.5))
+    assert one[0]["lower"] is None and "no interval" in one[0]["note"]
+
+
+def test_scale_rows_take_the_exactly_uniform_centre_and_the_recommended_runs() -> None:
+    def row(mixture: str, shares: tuple[float, ...], stage: str) -> dict[str, Any]:
+        return {"run": f"{mixture}-{stage}", "stage": stage, "mixture": mixture, "size": "tiny",
+                "n_params": 21_720, "seed": 0, "objective": 2.0,
+                **{f"r_{d}": s for d, s in zip(DOM, shares, strict=True)}}
+
+    uniform = MIX.mixture_label(MIX.UNIFORM)
+    rows = [row(uniform, MIX.UNIFORM, "grid"), row("c80-d10-p10", (0.8, 0.1, 0.1), "grid"),
+            row("recommended", (0.3, 0.2, 0.5), "recommended")]
+    got = MIX.scale_rows(rows)
+    assert [(r["mixture"], r["arm"]) for r in got] == [(uniform, "uniform"), ("recommended", "recommended")]
+    with pytest.raises(DataError, match="not exactly uniform"):
+        MIX.scale_rows([row(uniform, (0.33, 0.33, 0.34), "grid")])
+
+
+def test_run_rows_record_the_model_size() -> None:
+    c = _curves("recommended", 1, (1, 1, 2), {d: 2.0 for d in DOM})
+    c["config"]["model"] = {"size": "mini"}
+    r = MIX.run_rows({"x": c}, stage="scale")[0]
+    assert (r["stage"], r["size"], r["n_params"], r["seed"]) == ("scale", "mini", 84_912, 1)
+    c["config"]["model"] = {"size": "huge"}
+    with pytest.raises(DataError, match="unknown model size 'huge'"):
+        MIX.run_rows({"x": c})
+
+
+def test_size_effects_with_the_grid_seed_noise() -> None:
+    rows = (_arm_rows("tiny", 21_720, {0: 2.43, 1: 2.41}, {0: 2.40, 1: 2.40})
+            + _arm_rows("mini", 84_912, {0: 2.35, 1: 2.29}, {0: 2.30, 1: 2.30}))
+    eff = MIX.size_effects(rows, coverage=0.9, grid_sd=0.01, grid_df=12)
+    # t_{0.95, 12} = 1.7823 x sqrt(2) x 0.01 / sqrt(2 seeds)
+    for e in eff:
+        assert e["grid_upper"] - e["value"] == pytest.approx(1.782287555649159 * 0.01)
+        assert e["value"] - e["grid_lower"] == pytest.approx(1.782287555649159 * 0.01)
+    assert MIX.size_effects(rows, grid_sd=None)[0]["grid_lower"] is None

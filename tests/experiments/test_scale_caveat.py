@@ -145,3 +145,37 @@ def test_cli_writes_results_and_reports_missing_inputs(tmp_path: Path, capsys: p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no results at")
     assert "python experiments/curriculum/run.py" in err[0]
+
+
+def test_a_verdict_carried_by_one_narrow_interval_is_undetermined() -> None:
+    # the format experiment's code-length ratio (docs/experiments/format_full.json): the smallest
+    # size's 3 seeds happen to agree within 2%, so its interval pulls the weighted line through it
+    # and the middle size, while the largest scatters widely: weighted and unweighted fits disagree
+    measured = {"a": (21_720, 0.9484, 0.9462, 0.9693), "b": (84_912, 1.1139, 1.0901, 1.2053),
+                "c": (200_064, 1.0049, 0.5077, 1.5056)}
+    rows = [{**_row("e:w", size, v), "n_params": n, "lower": lo, "upper": hi, "coverage": 0.75, "source": "mem"}
+            for size, (n, v, lo, hi) in measured.items()]
+    res = SC.assess(rows)
+    assert res["status"] == "assessed" and res["weighted"]
+    assert res["verdict_weighted"] != res["unweighted"]["verdict"] == "undetermined"
+    assert res["verdict"] == "undetermined"
+    assert any("depends on the weights" in n for n in res["notes"])
+    # when both fits agree the weighted verdict stands
+    steady = [_row("e:s", s, 3.0 * (1.02 if i % 2 else 0.98)) for i, s in enumerate(SIZES)]
+    for r in steady:
+        r["source"] = "mem"
+    s = SC.assess(steady)
+    assert s["verdict"] == s["verdict_weighted"] == s["unweighted"]["verdict"] == "persists"
+
+
+def test_defaults_include_the_mixture_and_quick_lists_what_it_cannot_read(tmp_path: Path) -> None:
+    _, paths, _, _ = SC.parse([])
+    assert [p.name for p in paths] == ["format", "curriculum", "mixture"]
+    (tmp_path / "format_full.json").write_text(json.dumps({"effects": [_row("format:x", "a", 2.0)]}))
+    (tmp_path / "mixture_full.json").write_text(json.dumps({"results": {"fit": 1}}))
+    (tmp_path / "other_full.json").write_text(json.dumps({"effects": []}))
+    # the scale caveat's own committed results (assessments under results.effects) are not inputs
+    (tmp_path / "scale_caveat_full.json").write_text(json.dumps({"results": {"effects": [{"effect": "x"}]}}))
+    found, skipped = SC.quick_plan(tmp_path)
+    assert [p.name for p in found] == ["format_full.json", "other_full.json"]
+    assert skipped == ["curriculum_full.json: not committed", "mixture_full.json: no 'effects' list"]
