@@ -22,10 +22,14 @@ Method (also in docs/predict_skills.md):
   fit has ``n = number of distinct sizes``.
 * **The prediction interval** at a new size ``N`` has variance ``x' Cov x + tau^2`` (the
   uncertainty of the line plus the scatter of one more size about it) and uses Student's t
-  with ``n - 2`` degrees of freedom. ``Cov`` is the Hartung-Knapp covariance: ``(X' W X)^-1``
-  scaled by ``Q / (n - 2)``, the weighted residual sum of squares over its degrees of
-  freedom (exactly 1 whenever ``tau^2 > 0``). On synthetic trends with 5 sizes this keeps the
-  interval's coverage near nominal where the normal quantile under-covers (docs).
+  with ``n - 2`` degrees of freedom. ``Cov`` is the modified Hartung-Knapp covariance:
+  ``(X' W X)^-1`` scaled by ``max(1, Q / (n - 2))``, with ``Q`` the weighted residual sum of
+  squares (``Q / (n - 2)`` is exactly 1 whenever ``tau^2 > 0``). The floor at 1 keeps sizes
+  that happen to sit closer to the line than their errors imply from narrowing the interval
+  below what those errors alone give (Roever, Knapp & Friede 2015, BMC Med Res Methodol
+  15:99), which matters most with 3 sizes (1 degree of freedom). On synthetic trends with 5
+  sizes the interval's coverage stays near nominal where the normal quantile under-covers
+  (docs).
 * **Verdict** at the target size, against a ``threshold`` (default the neutral value, i.e.
   "any effect at all"): ``persists`` when the whole interval lies on the side of the threshold
   where the measured effects lie; ``vanishes`` when it lies wholly on the other side (the
@@ -282,8 +286,8 @@ def fit_size_trend(
     else:
         tau2 = _paule_mandel(X, y_u, s2_u, dof)
         beta, cov, q = _wls(X, y_u, 1.0 / (s2_u + tau2))
-        if tau2 == 0.0:  # Hartung-Knapp: scale by Q / dof (it is exactly 1 when tau^2 > 0)
-            cov = cov * (q / dof)
+        if tau2 == 0.0:  # modified Hartung-Knapp: scale by max(1, Q / dof) (1 when tau^2 > 0)
+            cov = cov * max(1.0, q / dof)
     from scipy import stats
 
     half = float(stats.t.ppf(0.5 + coverage / 2, dof)) * math.sqrt(max(cov[1, 1], 0.0))
