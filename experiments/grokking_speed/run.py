@@ -28,9 +28,9 @@ def grid_spec(quick: bool) -> dict[str, Any]:
     if quick:
         p, d, batch, steps, lr = 31, 128, 256, 500, 1e-3
         wds, fracs, seeds = [1.0, 3.0], [0.5], [0, 1]
-    else:  # docs/grokking.md's preset (p 97, 1 layer d 128) at batch 256, more data, 2 weight decays
-        p, d, batch, steps, lr = 97, 128, 256, 2000, 1e-3
-        wds, fracs, seeds = [1.0, 2.0], [0.4, 0.6], [0, 1]
+    else:  # docs/grokking.md's preset that groks (p 97, 1 layer d 128, batch 512, 5,000 steps)
+        p, d, batch, steps, lr = 97, 128, 512, 5000, 1e-3
+        wds, fracs, seeds = [1.0, 2.0], [0.3, 0.5], [0, 1]
     return {
         "name": "grokq" if quick else "grok",
         "base": {
@@ -42,7 +42,7 @@ def grid_spec(quick: bool) -> dict[str, Any]:
                 "kind": "modular",
                 "options": {"p": p, "op": "+", "train_fraction": 0.3, "encoding": "symbols",
                             "eval_size": 1024, "train_eval_size": 1024}}}},
-            "eval": {"count": 24 if quick else 32, "max_examples": 1024},
+            "eval": {"count": 24 if quick else 40, "max_examples": 1024},
         },
         "axis": [
             {"name": "wd", "path": "optim.weight_decay", "values": wds},
