@@ -297,11 +297,16 @@ def _git_commit() -> str | None:
 
 
 def write_results(out: Path, name: str, args: ExperimentArgs, results: Mapping[str, Any], summary_md: str,
-                  *, wall_seconds: float) -> None:
-    """Write ``results.json`` (with provenance) and ``summary.md`` into ``out``."""
+                  *, wall_seconds: float, effects: Sequence[Mapping[str, Any]] | None = None) -> None:
+    """Write ``results.json`` (with provenance) and ``summary.md`` into ``out``.
+
+    ``effects`` (experiments measured at several model sizes) go to the top-level ``effects``
+    list of ``results.json``, one row per (effect, size): the contract that
+    ``experiments/scale_caveat/run.py`` reads (see its docstring).
+    """
     command = f"python experiments/{name}/run.py" + (" --quick" if args.quick else "") + \
         f" --out {args.out} --workers {args.workers}"
-    doc = {
+    doc: dict[str, Any] = {
         "experiment": name,
         "mode": "quick" if args.quick else "full",
         "command": command,
@@ -310,6 +315,8 @@ def write_results(out: Path, name: str, args: ExperimentArgs, results: Mapping[s
                        "host": platform.node(), "workers": args.workers},
         "results": results,
     }
+    if effects is not None:
+        doc["effects"] = list(effects)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
     head = f"<!-- {doc['mode']} mode: `{command}`; {wall_seconds:.0f} s wall this invocation (finished runs are skipped) -->\n\n"

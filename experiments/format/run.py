@@ -708,17 +708,10 @@ def body(argv: Sequence[str] | None) -> int:
     figure(curves, rows, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title, speed)
     md = summary(p, cells, effs, lines, title, args.quick) + "\n\n" + speed_table(speed, speed_effs)
     C.write_results(args.out, NAME, args, {"grid": specs, "runs": rows, "cells": cells, "verdicts": v,
-                                           "speed_of_learning": speed}, md, wall_seconds=wall)
-    _add_effects(args.out / "results.json", effs)
+                                           "speed_of_learning": speed}, md, wall_seconds=wall,
+                    effects=effs)
     print(md)
     return 0
-
-
-def _add_effects(path: Path, effs: Sequence[Mapping[str, Any]]) -> None:
-    """Put the effects list at the top level of results.json (the contract experiment 6 reads)."""
-    doc = json.loads(path.read_text())
-    doc["effects"] = list(effs)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

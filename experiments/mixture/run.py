@@ -21,7 +21,6 @@ weights), each domain's loss being the final-step eval loss on its held-out docu
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
@@ -858,17 +857,10 @@ def body(argv: Sequence[str] | None) -> int:
                "scale_runs": scale, "mixtures": mix, "leave_one_out": loo, "fitted_params": params,
                "recommendation": rec.to_dict(), "recommended_shares_trained": shares,
                "comparison": cmp, "effect_by_size": per_size}
-    C.write_results(args.out, NAME, args, finite_or_none(results), md, wall_seconds=wall)
-    add_effects(args.out / "results.json", finite_or_none(effs))
+    C.write_results(args.out, NAME, args, finite_or_none(results), md, wall_seconds=wall,
+                    effects=finite_or_none(effs))
     print(md)
     return 0
-
-
-def add_effects(path: Path, effs: Sequence[Mapping[str, Any]]) -> None:
-    """Put the effects list at the top level of ``results.json`` (the contract experiment 6 reads)."""
-    doc = json.loads(path.read_text())
-    doc["effects"] = list(effs)
-    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

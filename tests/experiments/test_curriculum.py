@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
 from scalelab.errors import DataError
+from tests.experiments._loader import load_experiment
 
-EXP = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def _load(rel: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(EXP))
-    spec = importlib.util.spec_from_file_location(name, EXP / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CUR = _load("curriculum/run.py", "exp_curriculum")
+CUR = load_experiment("curriculum/run.py", "exp_curriculum")
 C_CROSSING = sys.modules["_common"].Crossing
 
 STEPS = np.unique(np.round(np.geomspace(1, 1000, 40)))

@@ -3,9 +3,7 @@ runner on a real two-run grid (the quick modes themselves run from .ci/run)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,23 +12,11 @@ import numpy as np
 import pytest
 
 from scalelab.errors import DataError
+from tests.experiments._loader import load_experiment
 
-EXP = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def _load(rel: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(EXP))
-    spec = importlib.util.spec_from_file_location(name, EXP / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
-
-
-C = _load("_common.py", "_common")
-GROK = _load("grokking_speed/run.py", "exp_grokking_speed")
-QM = _load("quantization/run.py", "exp_quantization")
+C = load_experiment("_common.py", "_common")
+GROK = load_experiment("grokking_speed/run.py", "exp_grokking_speed")
+QM = load_experiment("quantization/run.py", "exp_quantization")
 
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
 

@@ -3,33 +3,18 @@ effects list, the grid, and the whole-target check on a real few-step run."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
 from scalelab.errors import DataError
+from tests.experiments._loader import load_experiment
 
-EXP = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def _load(rel: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(EXP))
-    spec = importlib.util.spec_from_file_location(name, EXP / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(mod)
-    return mod
-
-
-C = _load("_common.py", "_common")
-FMT = _load("format/run.py", "exp_format")
+C = load_experiment("_common.py", "_common")
+FMT = load_experiment("format/run.py", "exp_format")
 
 STEPS = np.array([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], dtype=float)
 

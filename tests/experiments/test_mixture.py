@@ -3,32 +3,16 @@ mixtures whose data-mixing laws are known (no training)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
 
 from scalelab.errors import DataError
+from tests.experiments._loader import load_experiment
 
-EXP = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def _load(rel: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(EXP))
-    spec = importlib.util.spec_from_file_location(name, EXP / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-MIX = _load("mixture/run.py", "exp_mixture")
+MIX = load_experiment("mixture/run.py", "exp_mixture")
 DOM = list(MIX.DOMAINS)
 
 #: known laws: code is helped only by code (strongly); docstrings and prose help each other.
@@ -311,7 +295,7 @@ def test_size_effects_pool_the_paired_sd_over_sizes() -> None:
 
 
 def test_effects_rows_follow_the_contract_experiment_6_reads() -> None:
-    caveat = _load("scale_caveat/run.py", "exp_scale_caveat_for_mixture")
+    caveat = load_experiment("scale_caveat/run.py", "exp_scale_caveat_for_mixture")
     rows = (_arm_rows("tiny", 21_720, {0: 2.43, 1: 2.41}, {0: 2.40, 1: 2.40})
             + _arm_rows("mini", 84_912, {0: 2.35, 1: 2.29}, {0: 2.30, 1: 2.30})
             + _arm_rows("small", 200_064, {0: 2.21, 1: 2.2}, {0: 2.2, 1: 2.2}))

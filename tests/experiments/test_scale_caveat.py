@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from scalelab.errors import DataError
+from tests.experiments._loader import load_experiment
 
-EXP = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def _load(rel: str, name: str) -> ModuleType:
-    sys.path.insert(0, str(EXP))
-    spec = importlib.util.spec_from_file_location(name, EXP / rel)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-SC = _load("scale_caveat/run.py", "exp_scale_caveat")
+SC = load_experiment("scale_caveat/run.py", "exp_scale_caveat")
 SIZES = {"a": 20_000, "b": 80_000, "c": 320_000, "d": 1_280_000}
 
 
