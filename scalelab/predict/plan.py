@@ -126,7 +126,7 @@ def _num(x: float) -> float | None:
 
 
 def _check_budgets(compute: float | Sequence[float]) -> list[float]:
-    values = [compute] if np.isscalar(compute) else list(compute)  # type: ignore[list-item]
+    values: list[Any] = [compute] if np.isscalar(compute) else list(compute)  # type: ignore[arg-type]
     if not values:
         raise DataError("give at least one compute budget in FLOPs, e.g. --compute 5.88e23")
     out = []
