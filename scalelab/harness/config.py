@@ -184,7 +184,8 @@ class DataConfig:
 class EvalConfig:
     """Evaluation at ``count`` log-spaced steps (0, 1, 2, 4, ..., steps) on every eval set.
 
-    Each eval set is cut to its first ``max_examples`` rows and run ``batch_size`` rows at a time.
+    Each eval set is cut to ``max_examples`` rows spread evenly over it (not its first rows: sources
+    store held-out examples in key order) and run ``batch_size`` rows at a time.
     """
 
     count: int = 16

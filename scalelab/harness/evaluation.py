@@ -68,7 +68,12 @@ class EvalData:
 
 
 def prepare_eval_sets(eval_sets: Mapping[str, Any], max_examples: int, device: torch.device) -> list[EvalData]:
-    """Move eval sets to ``device`` as tensors, keeping the first ``max_examples`` rows of each.
+    """Move eval sets to ``device`` as tensors, keeping at most ``max_examples`` rows of each.
+
+    A larger set is cut to ``max_examples`` rows spread evenly over it (rows
+    ``round(i * (n - 1) / (max_examples - 1))``), not its first rows: sources store their
+    held-out examples in a fixed order (often sorted by key, e.g. addition by first operand),
+    so the first rows alone would be a biased sample.
 
     Parameters
     ----------
@@ -83,11 +88,21 @@ def prepare_eval_sets(eval_sets: Mapping[str, Any], max_examples: int, device: t
     out: list[EvalData] = []
     for skill, es in eval_sets.items():
         batch = es.batch
-        tokens = torch.from_numpy(np.ascontiguousarray(batch.tokens[:max_examples], dtype=np.int64))
-        loss = torch.from_numpy(np.ascontiguousarray(batch.loss_mask[:max_examples], dtype=bool))
-        answer = torch.from_numpy(np.ascontiguousarray(batch.answer_mask[:max_examples], dtype=bool))
+        rows = spread_rows(len(batch.tokens), max_examples)
+        tokens = torch.from_numpy(np.ascontiguousarray(batch.tokens[rows], dtype=np.int64))
+        loss = torch.from_numpy(np.ascontiguousarray(batch.loss_mask[rows], dtype=bool))
+        answer = torch.from_numpy(np.ascontiguousarray(batch.answer_mask[rows], dtype=bool))
         out.append(EvalData(skill, str(es.kind), tokens.to(device), loss.to(device), answer.to(device)))
     return out
+
+
+def spread_rows(n: int, keep: int) -> slice | np.ndarray:
+    """All ``n`` rows when ``n <= keep``, else ``keep`` row indices spread evenly over them."""
+    if n <= keep:
+        return slice(None)
+    if keep <= 1:
+        return np.zeros(max(keep, 0), dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, n - 1, keep)).astype(np.int64))
 
 
 def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
