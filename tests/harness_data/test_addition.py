@@ -109,3 +109,20 @@ def test_bad_options_raise(options, message):
 def test_pairs_of_the_train_split_need_a_fixed_pool():
     with pytest.raises(DataError, match="train_size"):
         AdditionSource(digits=2, eval_size=10).pairs("train")
+
+
+def test_padded_operands_sit_at_fixed_positions() -> None:
+    assert render_addition(5, 37, "plain", width=3) == ("005+037=", "42", "42")
+    assert render_addition(5, 37, "reverse", width=3) == ("005+037=", "24", "24")
+    detailed = render_addition(5, 37, "detailed_scratchpad", width=3)[1]
+    assert "[0,0,5] has 3 digits." in detailed and detailed.endswith("4 2")
+    for fmt in FORMATS:  # padding changes nothing for operands that already have every digit
+        assert render_addition(128, 367, fmt, width=3) == render_addition(128, 367, fmt)
+    src = make_source("addition", digits=3, format="reverse", pad_operands=True, eval_size=200)
+    batch = src.eval_sets(src.min_seq_len())["addition"]
+    prompts = [decode(row).split("=")[0] for row in batch.tokens]
+    assert all(len(p) == 7 and p[3] == "+" for p in prompts), prompts[:5]
+    assert src.config()["pad_operands"] is True
+    assert "pad_operands" not in make_source("addition", digits=3).config()
+    with pytest.raises(DataError, match="pad_operands must be true or false"):
+        make_source("addition", pad_operands="yes")

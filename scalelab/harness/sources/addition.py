@@ -47,17 +47,17 @@ __all__ = ["FORMATS", "AdditionSource", "render_addition"]
 FORMATS = ("plain", "reverse", "simple_scratchpad", "detailed_scratchpad")
 
 
-def _digits(x: int) -> list[int]:
-    return [int(ch) for ch in str(x)]
+def _digits(x: int, width: int = 0) -> list[int]:
+    return [int(ch) for ch in f"{x:0{width}d}"] if width else [int(ch) for ch in str(x)]
 
 
 def _list(ds: list[int]) -> str:
     return "[" + ",".join(map(str, ds)) + "]"
 
 
-def _column_sums(a: int, b: int) -> list[tuple[int, int, int, int, int]]:
+def _column_sums(a: int, b: int, width: int = 0) -> list[tuple[int, int, int, int, int]]:
     """Per column, least significant first: (digit of a, digit of b, carry in, sum, carry out)."""
-    da, db = _digits(a)[::-1], _digits(b)[::-1]
+    da, db = _digits(a, width)[::-1], _digits(b, width)[::-1]
     carry, out = 0, []
     for i in range(max(len(da), len(db))):
         x = da[i] if i < len(da) else 0
@@ -68,7 +68,7 @@ def _column_sums(a: int, b: int) -> list[tuple[int, int, int, int, int]]:
     return out
 
 
-def render_addition(a: int, b: int, fmt: str) -> tuple[str, str, str]:
+def render_addition(a: int, b: int, fmt: str, width: int = 0) -> tuple[str, str, str]:
     """Render ``a + b`` in format ``fmt``.
 
     Parameters
@@ -77,6 +77,9 @@ def render_addition(a: int, b: int, fmt: str) -> tuple[str, str, str]:
         Non-negative operands.
     fmt : str
         One of :data:`FORMATS`.
+    width : int
+        Write the operands zero-padded to this many digits (0: as they are). The result is
+        never padded.
 
     Returns
     -------
@@ -90,20 +93,23 @@ def render_addition(a: int, b: int, fmt: str) -> tuple[str, str, str]:
     ('128+367=', '594', '594')
     >>> render_addition(128, 367, "simple_scratchpad")[1]
     'A->5 , C->1\\nA->9 , C->0\\nA->4 , C->0.\\n495'
+    >>> render_addition(5, 37, "reverse", width=3)
+    ('005+037=', '24', '24')
     """
     total = a + b
+    sa, sb = (f"{a:0{width}d}", f"{b:0{width}d}") if width else (str(a), str(b))
     if fmt == "plain":
-        return f"{a}+{b}=", str(total), str(total)
+        return f"{sa}+{sb}=", str(total), str(total)
     if fmt == "reverse":
-        return f"{a}+{b}=", str(total)[::-1], str(total)[::-1]
-    prompt = f"Input:\n{a}+{b}\nTarget:\n"
-    cols = _column_sums(a, b)
+        return f"{sa}+{sb}=", str(total)[::-1], str(total)[::-1]
+    prompt = f"Input:\n{sa}+{sb}\nTarget:\n"
+    cols = _column_sums(a, b, width)
     if fmt == "simple_scratchpad":
         lines = "\n".join(f"A->{s % 10} , C->{c_out}" for _, _, _, s, c_out in cols)
         return prompt, f"{lines}.\n{total}", str(total)
     if fmt != "detailed_scratchpad":
         raise DataError(f"unknown addition format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    xs, ys = _digits(a), _digits(b)
+    xs, ys = _digits(a, width), _digits(b, width)
     acc: list[int] = []
     lines_d = ["<scratch>", f"{_list(xs)} has {len(xs)} digits.", f"{_list(ys)} has {len(ys)} digits."]
     for x, y, c_in, s, c_out in cols:
@@ -134,6 +140,11 @@ class AdditionSource(BaseSource):
         Number of held-out pairs (at most half of all pairs).
     train_size : int or None
         None: fresh pairs every row. An int: a fixed pool of that many distinct pairs.
+    pad_operands : bool
+        Write both operands zero-padded to ``digits`` digits (``005+037=``), so every operand
+        digit sits at a fixed position. Pairs are drawn uniformly, so without padding 19% of
+        3-digit pairs have a shorter operand, and small models that learn the aligned 3+3 case
+        rarely learn those (docs/experiments/format.md). The result is never padded.
     name : str, optional
         Source name and eval-set name (default ``"addition"``).
 
@@ -155,9 +166,15 @@ class AdditionSource(BaseSource):
         seed: int = 0,
         eval_size: int = 1000,
         train_size: int | None = None,
+        pad_operands: bool = False,
         name: str | None = None,
     ) -> None:
         self.name = opt_name("addition", name)
+        if not isinstance(pad_operands, bool):
+            raise DataError(
+                f"source {self.name!r}: option pad_operands must be true or false, got {pad_operands!r}"
+            )
+        self.width = 0
         self.digits = opt_int(self.name, "digits", digits, low=1, high=9)
         self.format = opt_choice(self.name, "format", format, FORMATS)
         self.seed = opt_seed(self.name, seed)
@@ -167,11 +184,12 @@ class AdditionSource(BaseSource):
             train_size = opt_int(self.name, "train_size", train_size, low=1, high=space - eval_size)
         self._set_options(
             digits=self.digits, format=self.format, seed=self.seed, eval_size=eval_size,
-            train_size=train_size, name=self.name,
+            train_size=train_size, name=self.name, **({"pad_operands": True} if pad_operands else {}),
         )
+        self.width = self.digits if pad_operands else 0
         self._space = space
         top = 10**self.digits - 1
-        prompt, target, _ = render_addition(top, top, self.format)
+        prompt, target, _ = render_addition(top, top, self.format, self.width)
         self._min_seq_len = len(prompt) + len(target) + 2
         self._eval_keys = np.sort(rng_for(self.seed, 1).choice(space, size=eval_size, replace=False))
         self._eval_table = self._table(self._eval_keys)
@@ -188,7 +206,7 @@ class AdditionSource(BaseSource):
         a, b = self._split(keys)
         prompts, targets, results = [], [], []
         for x, y in zip(a.tolist(), b.tolist(), strict=True):
-            prompt, target, result = render_addition(x, y, self.format)
+            prompt, target, result = render_addition(x, y, self.format, self.width)
             prompts.append(prompt)
             targets.append(target)
             results.append(result)
