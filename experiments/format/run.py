@@ -548,6 +548,7 @@ def full_target_accuracy(store: Path, run_id: str) -> dict[str, float]:
     import torch.nn.functional as F
 
     from scalelab.harness.config import RunConfig
+    from scalelab.harness.evaluation import spread_rows
     from scalelab.harness.trainer import build_data, build_model
     from scalelab.store.runs import RunStore
 
@@ -561,9 +562,10 @@ def full_target_accuracy(store: Path, run_id: str) -> dict[str, float]:
     model.load_state_dict(state["model"])
     model.eval()
     batch = stream.eval_sets(cfg.data.seq_len)["addition"].batch
-    n = min(len(batch.tokens), cfg.eval.max_examples)
-    tokens = torch.from_numpy(np.ascontiguousarray(batch.tokens[:n], dtype=np.int64))  # (n, T)
-    mask = torch.from_numpy(np.ascontiguousarray(batch.loss_mask[:n], dtype=bool))  # (n, T-1)
+    rows = spread_rows(len(batch.tokens), cfg.eval.max_examples)  # the rows the harness evaluates
+    tokens = torch.from_numpy(np.ascontiguousarray(batch.tokens[rows], dtype=np.int64))  # (n, T)
+    mask = torch.from_numpy(np.ascontiguousarray(batch.loss_mask[rows], dtype=bool))  # (n, T-1)
+    n = len(tokens)
     right, loss_sum = [], 0.0
     with torch.no_grad():
         for lo in range(0, n, 100):
