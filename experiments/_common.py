@@ -39,9 +39,11 @@ __all__ = [
     "loglog_slope",
     "main_wrapper",
     "markdown_table",
+    "n_params",
     "new_figure",
     "parse_args",
     "run_cells",
+    "sizes_of",
     "write_results",
 ]
 
@@ -78,6 +80,31 @@ def main_wrapper(body: Callable[[Sequence[str] | None], int], argv: Sequence[str
     except ScalelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+# ----------------------------------------------------------------------------- model sizes
+def n_params(config: Mapping[str, Any]) -> int:
+    """Non-embedding parameters of a run config's model (a named ``size`` or explicit dimensions).
+
+    The harness's own count (:func:`scalelab.harness.config.non_embedding_params`), computed
+    without building the model.
+    """
+    from scalelab.harness.config import SIZE_LADDER, non_embedding_params
+
+    m = config.get("model", {})
+    size = m.get("size")
+    if size is not None and size not in SIZE_LADDER:
+        raise DataError(f"unknown model size {size!r} in a run config; use one of {', '.join(SIZE_LADDER)}")
+    dims = SIZE_LADDER[size] if size is not None else None
+    n_layer = dims.n_layer if dims else int(m["n_layer"])
+    d_model = dims.d_model if dims else int(m["d_model"])
+    return non_embedding_params(n_layer, d_model)
+
+
+def sizes_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The ``size`` labels of result rows (each with ``n_params``), smallest model first."""
+    n = {r["size"]: r["n_params"] for r in rows}
+    return sorted(n, key=lambda s: (n[s], s))
 
 
 # ----------------------------------------------------------------------------- running

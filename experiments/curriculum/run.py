@@ -268,7 +268,7 @@ def per_run(curves: Mapping[str, Mapping[str, Any]], n_params: Mapping[str, int]
 def per_cell(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Median steps and target examples over seeds with bootstrap intervals, per (size, condition)."""
     cells = []
-    for size in sizes_of(rows):
+    for size in C.sizes_of(rows):
         for cond in CONDITIONS:
             rs = [r for r in rows if r["size"] == size and r["condition"] == cond]
             if not rs:
@@ -284,16 +284,10 @@ def per_cell(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return cells
 
 
-def sizes_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Model size labels, smallest first."""
-    n = {r["size"]: r["n_params"] for r in rows}
-    return sorted(n, key=lambda s: n[s])
-
-
 def speedups(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Speedup of each treatment over the baseline per size, in steps and per target example."""
     out = []
-    for size in sizes_of(rows):
+    for size in C.sizes_of(rows):
         base = [r for r in rows if r["size"] == size and r["condition"] == BASELINE]
         for cond in TREATMENTS:
             treat = [r for r in rows if r["size"] == size and r["condition"] == cond]
@@ -385,7 +379,7 @@ COLORS = {"own": "tab:gray", "mixed": "tab:blue", "ordered": "tab:red"}
 def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any]],
            cells: Sequence[Mapping[str, Any]], path: Path, title: str, prereq_steps: float) -> Path:
     """Target accuracy per run (one panel per size), then steps and examples to threshold vs size."""
-    sizes = sizes_of(rows)
+    sizes = C.sizes_of(rows)
     fig, ax = C.new_figure(len(sizes) + 2, width=4.0, height=3.8)
     from matplotlib.ticker import NullLocator
 
@@ -483,7 +477,7 @@ def body(argv: Sequence[str] | None) -> int:
                            [[sz, t] + [speed_text(next(x for x in speeds if x["size"] == sz and
                                                         x["treatment"] == t and x["unit"] == u))
                                        for u in UNITS]
-                            for sz in sizes_of(rows) for t in TREATMENTS]),
+                            for sz in C.sizes_of(rows) for t in TREATMENTS]),
           "", *[f"* {k}: {v}" for k, v in verdicts.items()]]
     results = {"grid": spec, "settings": s, "threshold": THRESHOLD, "conditions": CONDITIONS,
                "runs": rows, "cells": cells, "speedups": speeds, "verdicts": verdicts}

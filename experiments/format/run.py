@@ -142,21 +142,6 @@ def grid_specs(quick: bool) -> list[dict[str, Any]]:
     return specs
 
 
-def n_params_of(config: Mapping[str, Any]) -> int:
-    """Non-embedding parameters of a run's model (Kaplan et al.'s count, as the harness logs it).
-
-    ``n_layer (12 d^2 + 13 d) + 2 d``, the formula of
-    :func:`scalelab.harness.model.non_embedding_params` (not imported: it would load torch).
-    """
-    from scalelab.harness.config import SIZE_LADDER
-
-    m = config.get("model", {})
-    dims = SIZE_LADDER[m["size"]] if m.get("size") else None
-    n_layer = dims.n_layer if dims else int(m["n_layer"])
-    d = dims.d_model if dims else int(m["d_model"])
-    return int(n_layer * (12 * d * d + 13 * d) + 2 * d)
-
-
 def own_runs(curves: Mapping[str, Any], specs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The curves of this grid's runs only (a reused ``--out`` may hold runs of other grids)."""
     from scalelab.harness.grid import parse_grid
@@ -185,7 +170,7 @@ def per_run(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
         batch = float(rec["config"]["data"]["batch_size"])
         rows.append({
             "run": rid, "format": lab["format"], "size": lab["size"], "seed": int(lab["seed"]),
-            "n_params": n_params_of(rec["config"]),
+            "n_params": C.n_params(rec["config"]),
             "tokens_per_example": cache[key], "reached": hit.reached,
             "examples": hit.step * batch, "tokens": hit.step * batch * cache[key],
             "final_acc": float(acc[-1]), "last_examples": float(steps[-1]) * batch,
@@ -193,16 +178,10 @@ def per_run(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["n_params"], PAPER_ORDER.index(r["format"]), r["seed"]))
 
 
-def sizes_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Model size labels, smallest model first."""
-    n = {r["size"]: r["n_params"] for r in rows}
-    return sorted(n, key=lambda s: (n[s], s))
-
-
 def per_cell(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Median examples and tokens needed over seeds, with bootstrap intervals, per (size, format)."""
     cells = []
-    for size in sizes_of(rows):
+    for size in C.sizes_of(rows):
         for fmt in PAPER_ORDER:
             rs = [r for r in rows if r["size"] == size and r["format"] == fmt]
             if not rs:
@@ -271,7 +250,7 @@ def effects(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     plain's tokens per example over the format's (an exact rescaling, interval included).
     """
     out = []
-    for size in sizes_of(rows):
+    for size in C.sizes_of(rows):
         rs = [r for r in rows if r["size"] == size]
         base = [r for r in rs if r["format"] == BASELINE]
         if not base:
@@ -491,7 +470,7 @@ def speed_rows(curves: Mapping[str, Mapping[str, Any]], online: Mapping[str, Map
         cl = run_code_length(o["steps"], o["online_loss"], answer_tokens(cfg),
                              float(cfg["data"]["batch_size"]))
         rows.append({"run": rid, "format": fmt, "size": rec["labels"]["size"], "seed": int(rec["labels"]["seed"]),
-                     "n_params": n_params_of(cfg), **cl, "final_eval_loss": o["final_eval_loss"]})
+                     "n_params": C.n_params(cfg), **cl, "final_eval_loss": o["final_eval_loss"]})
     return sorted(rows, key=lambda r: (r["n_params"], CODE_FORMATS.index(r["format"]), r["seed"]))
 
 
@@ -504,7 +483,7 @@ def speed_effects(rows: Sequence[Mapping[str, Any]], coverage: float = COVERAGE)
     Both are medians over seeds of per-seed (paired) ratios, with :func:`median_interval`.
     """
     out = []
-    for size in sizes_of(rows):
+    for size in C.sizes_of(rows):
         rs = [r for r in rows if r["size"] == size]
         arm = {f: [r for r in rs if r["format"] == f] for f in CODE_FORMATS}
         if not all(arm.values()):
@@ -588,7 +567,7 @@ def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, 
     """
     fig, ax = C.new_figure(3, height=3.9)
     colors = dict(zip(PAPER_ORDER, ["tab:green", "tab:blue", "tab:orange", "tab:red"], strict=True))
-    sizes = sizes_of(rows)
+    sizes = C.sizes_of(rows)
     tpe = {(r["format"]): r["tokens_per_example"] for r in rows}
     for rec in curves.values():
         fmt, size = rec["labels"]["format"], rec["labels"]["size"]
@@ -620,8 +599,8 @@ def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, 
         from matplotlib.ticker import NullFormatter
 
         n_of = {r["size"]: r["n_params"] for r in speed}
-        ax[0][2].set_xticks([n_of[s] for s in sizes_of(speed)],
-                            [f"{s}\n{n_of[s]:,}" for s in sizes_of(speed)], fontsize=7)
+        ax[0][2].set_xticks([n_of[s] for s in C.sizes_of(speed)],
+                            [f"{s}\n{n_of[s]:,}" for s in C.sizes_of(speed)], fontsize=7)
         ax[0][2].xaxis.set_minor_formatter(NullFormatter())
         ax[0][2].legend(fontsize=7)
     fig.suptitle(textwrap.fill(title, 160), fontsize=8)
@@ -641,7 +620,7 @@ def effect_text(e: Mapping[str, Any]) -> str:
 def speed_table(speed: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]]) -> str:
     """Markdown: per size, median code length per format and the two plain / reverse ratios."""
     rows = []
-    for size in sizes_of(speed):
+    for size in C.sizes_of(speed):
         rs = [r for r in speed if r["size"] == size]
         med = {f: float(np.median([r["nats_per_example"] for r in rs if r["format"] == f]))
                for f in CODE_FORMATS if any(r["format"] == f for r in rs)}

@@ -207,7 +207,7 @@ def run_rows(curves: Mapping[str, Mapping[str, Any]], stage: str | None = None) 
         row: dict[str, Any] = {
             "run": rid,
             "stage": stage or ("recommended" if rec["labels"]["mix"] == "recommended" else "grid"),
-            "size": size, "n_params": size_params(size),
+            "size": size, "n_params": C.n_params({"model": {"size": size}}),
             "mixture": rec["labels"]["mix"], "seed": int(rec["labels"]["seed"]),
             "steps": int(rec["config"]["steps"]),
         }
@@ -224,21 +224,6 @@ def run_rows(curves: Mapping[str, Mapping[str, Any]], stage: str | None = None) 
         rows.append(row)
     order = {"grid": 0, "recommended": 1}
     return sorted(rows, key=lambda r: (order.get(r["stage"], 2), r["n_params"], r["mixture"], r["seed"]))
-
-
-def size_params(size: str) -> int:
-    """Non-embedding parameters of a named model size of the harness's ladder.
-
-    Examples
-    --------
-    >>> size_params("tiny")
-    21720
-    """
-    from scalelab.harness.model import SIZE_LADDER, non_embedding_params
-
-    if size not in SIZE_LADDER:
-        raise DataError(f"unknown model size {size!r} in a run config; use one of {', '.join(SIZE_LADDER)}")
-    return non_embedding_params(SIZE_LADDER[size].n_layer, SIZE_LADDER[size].d_model)
 
 
 def objective_of(row: Mapping[str, Any]) -> float:

@@ -66,6 +66,7 @@ __all__ = [
     "TrackingConfig",
     "WandbConfig",
     "load_config",
+    "non_embedding_params",
 ]
 
 
@@ -88,6 +89,15 @@ SIZE_LADDER: dict[str, ModelSize] = {
     "xl": ModelSize(n_layer=6, n_head=12, d_model=192),  # 2,669,568
     "xxl": ModelSize(n_layer=6, n_head=16, d_model=256),  # 4,739,072
 }
+
+
+def non_embedding_params(n_layer: int, d_model: int) -> int:
+    """Non-embedding parameters of the harness's GPT with this depth and width, by formula.
+
+    ``n_layer (12 d^2 + 13 d) + 2 d`` (Kaplan et al.'s count, as the trainer logs it); here, not
+    in :mod:`scalelab.harness.model`, so it can be computed without importing torch.
+    """
+    return n_layer * (12 * d_model**2 + 13 * d_model) + 2 * d_model
 
 
 # ----------------------------------------------------------------------------- the dataclasses

@@ -29,14 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalelab.errors import DataError
-from scalelab.harness.config import SIZE_LADDER, ModelSize
+from scalelab.harness.config import SIZE_LADDER, ModelSize, non_embedding_params
 
 __all__ = ["GPT", "SIZE_LADDER", "GPTConfig", "ModelSize", "count_params", "non_embedding_params"]
-
-
-def non_embedding_params(n_layer: int, d_model: int) -> int:
-    """Non-embedding parameters of a :class:`GPT` with this depth and width, by formula."""
-    return n_layer * (12 * d_model**2 + 13 * d_model) + 2 * d_model
 
 
 @dataclass(frozen=True)
