@@ -11,7 +11,7 @@ A run config has five tables and a few top-level fields::
     checkpoint_every = 100        # steps between checkpoints (0: only at the end)
 
     [model]                       # a named rung of SIZE_LADDER, or n_layer, n_head, d_model
-    size = "tiny"
+    size = "tiny"                 # (kind = "mlp": a causal MLP of n_layer, d_model instead)
 
     [optim]                       # AdamW, linear warmup then cosine decay to lr * min_lr_ratio
     lr = 1e-3
@@ -53,6 +53,7 @@ from typing import Any
 from scalelab.errors import DataError
 
 __all__ = [
+    "MODEL_KINDS",
     "SIZE_LADDER",
     "DataConfig",
     "EvalConfig",
@@ -66,6 +67,7 @@ __all__ = [
     "TrackingConfig",
     "WandbConfig",
     "load_config",
+    "mlp_params",
     "non_embedding_params",
 ]
 
@@ -100,12 +102,40 @@ def non_embedding_params(n_layer: int, d_model: int) -> int:
     return n_layer * (12 * d_model**2 + 13 * d_model) + 2 * d_model
 
 
+def mlp_params(n_layer: int, d_model: int, *, vocab_size: int, block_size: int) -> tuple[int, int]:
+    """Total and non-embedding parameters of the harness's causal MLP (``model.kind = "mlp"``).
+
+    Non-embedding: the ``n_layer - 1`` hidden layers and the output layer,
+    ``(n_layer - 1)(d^2 + d) + d V + V``. The total adds the input layer's lookup tables,
+    ``T V d`` (one ``(V, d)`` table per position) and ``T d`` (its position-specific bias), which
+    cost no multiply-adds per token, like the GPT's embeddings (see
+    :mod:`scalelab.harness.mlp`). Here, not there, so it can be computed without importing torch.
+
+    Examples
+    --------
+    >>> mlp_params(1, 64, vocab_size=259, block_size=20)
+    (349635, 16835)
+    """
+    d, V, T = d_model, vocab_size, block_size
+    non_embedding = (n_layer - 1) * (d * d + d) + d * V + V
+    return non_embedding + T * V * d + T * d, non_embedding
+
+
 # ----------------------------------------------------------------------------- the dataclasses
+#: Model families (``model.kind``): the GPT (:mod:`scalelab.harness.model`, the default) and the
+#: causal MLP of the one-hot prefix (:mod:`scalelab.harness.mlp`).
+MODEL_KINDS = ("gpt", "mlp")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The model: a ``size`` from :data:`SIZE_LADDER`, or explicit ``n_layer``/``n_head``/``d_model``.
 
-    ``block_size`` (learned positions) defaults to the data's ``seq_len``.
+    ``kind`` ``"gpt"`` (default) is the transformer; ``kind = "mlp"`` is the causal MLP of
+    :mod:`scalelab.harness.mlp`, shaped by ``n_layer`` (ReLU layers) and ``d_model`` (width) alone
+    (no size ladder, no heads: ``size`` and ``n_head`` are None). ``block_size`` (learned
+    positions) defaults to the data's ``seq_len``. The default kind is left out of
+    :meth:`RunConfig.to_dict`, so configs written before ``kind`` existed are unchanged.
     """
 
     size: str | None = "tiny"
@@ -114,9 +144,14 @@ class ModelConfig:
     d_model: int | None = None
     block_size: int | None = None
     dropout: float = 0.0
+    kind: str = "gpt"
 
     def dims(self) -> ModelSize:
-        """Depth, heads and width, from the ladder or the explicit fields."""
+        """Depth, heads and width, from the ladder or the explicit fields (0 heads for the MLP)."""
+        if self.kind == "mlp":
+            if not (self.n_layer and self.d_model):
+                raise DataError("model: kind 'mlp' needs n_layer and d_model")
+            return ModelSize(self.n_layer, 0, self.d_model)
         if self.size is not None:
             return SIZE_LADDER[self.size]
         if not (self.n_layer and self.n_head and self.d_model):
@@ -259,8 +294,16 @@ class RunConfig:
         return _parse_run(d)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data with every default filled in; ``from_dict`` rebuilds an equal config."""
-        return _plain(dataclasses.asdict(self))
+        """Plain JSON-able data with every default filled in; ``from_dict`` rebuilds an equal config.
+
+        The one exception is ``model.kind``, written only when it is not the default ``"gpt"``, so
+        the stored configs (and the identity checks on resume) of GPT runs are what they were
+        before the MLP existed.
+        """
+        d: dict[str, Any] = _plain(dataclasses.asdict(self))
+        if d["model"].get("kind") == "gpt":
+            del d["model"]["kind"]
+        return d
 
     def with_device(self, device: str) -> RunConfig:
         """A copy that runs on ``device`` (auto, cpu or cuda)."""
@@ -388,7 +431,22 @@ def _bool(d: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
 
 def _parse_model(d: Any) -> ModelConfig:
     path = "model"
-    d = _table(d, path, ("size", "n_layer", "n_head", "d_model", "block_size", "dropout"))
+    d = _table(d, path, ("kind", "size", "n_layer", "n_head", "d_model", "block_size", "dropout"))
+    kind = _choice(d, "kind", path, MODEL_KINDS, "gpt")
+    block_size = _int(d, "block_size", path, None, low=1)
+    dropout = _float(d, "dropout", path, 0.0, low=0.0, high=1.0, open_high=True)
+    if kind == "mlp":
+        for key in ("size", "n_head"):
+            if key in d:
+                raise _fail(f"model.{key}", "does not apply to kind 'mlp' (no size ladder, no attention heads); "
+                            "remove it and give n_layer and d_model")
+        missing = [k for k in ("n_layer", "d_model") if k not in d]
+        if missing:
+            raise _fail(path, f"is missing {', '.join(missing)}; kind 'mlp' needs n_layer (ReLU layers) and "
+                        "d_model (width)")
+        return ModelConfig(size=None, n_layer=_int(d, "n_layer", path, low=1), n_head=None,
+                           d_model=_int(d, "d_model", path, low=1), block_size=block_size, dropout=dropout,
+                           kind="mlp")
     explicit = [k for k in ("n_layer", "n_head", "d_model") if k in d]
     size = d.get("size", None if explicit else "tiny")
     if size is not None:
@@ -411,8 +469,8 @@ def _parse_model(d: Any) -> ModelConfig:
         n_layer=n_layer,
         n_head=n_head,
         d_model=d_model,
-        block_size=_int(d, "block_size", path, None, low=1),
-        dropout=_float(d, "dropout", path, 0.0, low=0.0, high=1.0, open_high=True),
+        block_size=block_size,
+        dropout=dropout,
     )
 
 

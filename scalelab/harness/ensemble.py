@@ -34,9 +34,10 @@ step by the sequential trainer (``train(..., stop_after=step)``), then all conti
 No record is lost or duplicated: each member drops its records past its checkpoint, as in
 sequential training.
 
-Not supported: dropout (the sequential trainer's dropout masks come from one global RNG stream
-per run, which a batched pass cannot reproduce), ``compile``, and data-parallel launches; such
-cells train on their own (:func:`plan_groups` leaves them out).
+Not supported: models other than the GPT (``model.kind = "mlp"``: only GPTs are stacked),
+dropout (the sequential trainer's dropout masks come from one global RNG stream per run, which a
+batched pass cannot reproduce), ``compile``, and data-parallel launches; such cells train on
+their own (:func:`plan_groups` leaves them out, :func:`train_ensemble` refuses them).
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ def ensemble_key(config: RunConfig) -> tuple[tuple[str, Any], ...]:
 
 def ensemble_problem(config: RunConfig) -> str | None:
     """Why ``config`` cannot train in an ensemble (one line), or ``None`` if it can."""
+    if config.model.kind != "gpt":  # StackedGPT stacks GPTs only
+        return (f"model.kind is {config.model.kind!r}: the ensemble trainer stacks GPTs only; "
+                "train the run on its own (a grid does so by itself)")
     if config.model.dropout:
         return (f"model.dropout is {config.model.dropout:g}: the ensemble cannot reproduce the sequential "
                 "trainer's dropout masks; set model.dropout = 0 or train the run on its own")
@@ -336,7 +340,11 @@ class _Torch:
 
     def __init__(self, mb: _Member, vocab: int, device: torch.device) -> None:
         torch.manual_seed(mb.config.init_seed)  # as train(); building the modules draws from it
-        self.model: GPT = build_model(mb.config, vocab).to(device)
+        model = build_model(mb.config, vocab).to(device)
+        if not isinstance(model, GPT):  # check_members keeps other kinds out; never stack them
+            raise DataError(f"{mb.label} has model.kind {mb.config.model.kind!r}; the ensemble trainer stacks "
+                            "GPTs only, so train the run on its own")
+        self.model: GPT = model
         # Without dropout nothing else draws from the torch RNG, so the sequential trainer's
         # checkpoints all hold this state (or the one restored from its checkpoint).
         self.torch_rng = torch.get_rng_state() if mb.state is None else mb.state["rng"]["torch"]

@@ -80,6 +80,7 @@ from scalelab.harness.evaluation import (
     prepare_eval_sets,
     token_losses,
 )
+from scalelab.harness.mlp import CausalMLP, MLPConfig
 from scalelab.harness.model import GPT, GPTConfig, count_params
 from scalelab.harness.recording import (
     GuardedObserver,
@@ -177,11 +178,16 @@ def build_data(config: RunConfig) -> Any:
     return stream
 
 
-def build_model(config: RunConfig, vocab_size: int) -> GPT:
-    """The run's model, initialised from a generator seeded with ``init_seed``."""
+def build_model(config: RunConfig, vocab_size: int) -> GPT | CausalMLP:
+    """The run's model (``model.kind``: the GPT or the causal MLP), initialised from a generator
+    seeded with ``init_seed``."""
     dims = config.model.dims()
+    generator = torch.Generator().manual_seed(config.init_seed)
+    if config.model.kind == "mlp":
+        mlp = MLPConfig(dims.n_layer, dims.d_model, vocab_size, config.block_size, config.model.dropout)
+        return CausalMLP(mlp, generator=generator)
     cfg = GPTConfig(dims.n_layer, dims.n_head, dims.d_model, vocab_size, config.block_size, config.model.dropout)
-    return GPT(cfg, generator=torch.Generator().manual_seed(config.init_seed))
+    return GPT(cfg, generator=generator)
 
 
 def build_optimizer(model: nn.Module, config: RunConfig) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
@@ -369,7 +375,7 @@ class _Loop:
     checkpoint steps.
     """
 
-    def __init__(self, config: RunConfig, run: RunHandle, model: GPT, stream: Any, source_names: list[str],
+    def __init__(self, config: RunConfig, run: RunHandle, model: nn.Module, stream: Any, source_names: list[str],
                  eval_sets: list[EvalData], device: torch.device, precision: str,
                  progress: Callable[[Progress], None] | None, group: distributed.Group | None = None,
                  observer: GuardedObserver | None = None) -> None:
