@@ -160,6 +160,23 @@ def test_quantization_loss_fit_stops_when_every_subtask_is_learned() -> None:
     assert fitd["exponent"] == pytest.approx(0.5, abs=0.05)
 
 
+def test_quantization_finite_model_fit_is_steep_for_few_subtasks_and_nears_the_law_for_many() -> None:
+    # the quantization model's own loss (slope -1 exactly): alpha/(alpha+1) needs a long Zipf tail
+    steps = np.concatenate([[0.0], np.unique(np.round(np.geomspace(1, 1e6, 40)))])
+    chance = math.log(2) / 2
+    from scalelab.harness.sources.parity import zipf_probabilities
+
+    few = QM.finite_model_fit(steps, zipf_probabilities(16, 0.4), 25_000, 256, 0.4, chance)
+    many = QM.finite_model_fit(steps, zipf_probabilities(3000, 0.4), 25_000, 256, 0.4, chance)
+    assert few["predicted_exponent"] == pytest.approx(0.4 / 1.4)
+    assert few["exponent"] > 2 * few["predicted_exponent"]
+    assert many["exponent"] == pytest.approx(many["predicted_exponent"], abs=0.12)
+    rows = [{"step": 100.0, "frequency": 0.5, "learned": True}, {"step": 400.0, "frequency": 0.1, "learned": True},
+            {"step": 1e4, "frequency": 0.01, "learned": False}]
+    assert QM.own_examples(rows, 10) == pytest.approx(450.0)  # median of 500 and 400; censored left out
+    assert QM.own_examples(rows[2:], 10) is None
+
+
 def test_quantization_chance_loss_is_ln2_over_loss_tokens() -> None:
     config = QM.grid_spec(True)["base"]
     assert QM.chance_loss(config) == pytest.approx(math.log(2) / 2)  # label and EOS
@@ -173,13 +190,24 @@ def test_quantization_grids_build_learnable_sources() -> None:
         base = spec["base"]
         src = make_source("parity", **base["data"]["sources"]["parity"]["options"])
         assert base["data"]["seq_len"] >= src.min_seq_len()
-        assert src.k == 1  # k = 2 stayed at chance for 6,000 steps in the harness's GPT
+        assert src.k == 3  # the paper's task; the harness's GPT stayed at chance even on k = 2
+        assert base["model"]["kind"] == "mlp"  # Michaud et al.'s model family
         p = QM.frequencies(base)
         assert p[0] / p[-1] > 5  # frequencies spread enough for a slope on log-log
     full = QM.grid_spec(False)
-    assert full["base"]["data"]["sources"]["parity"]["options"]["n_tasks"] >= 5
+    assert QM.frequencies(full["base"])[0] / QM.frequencies(full["base"])[-1] > 10  # over a decade
     assert len(full["axis"][0]["values"]) >= 3
     assert full["base"]["steps"] > QM.grid_spec(True)["base"]["steps"]
+
+
+def test_quantization_title_names_the_model_and_its_count() -> None:
+    from scalelab.harness.config import mlp_params
+
+    base = QM.grid_spec(False)["base"]
+    m = base["model"]
+    n = mlp_params(m["n_layer"], m["d_model"], vocab_size=259, block_size=base["data"]["seq_len"])[1]
+    assert QM.model_text(base) == f"MLP {m['n_layer']} x {m['d_model']} ({n:,} non-emb. params)"
+    assert QM.model_text({"model": {"size": "tiny"}}) == "GPT tiny (21,720 non-emb. params)"
 
 
 def test_quantization_too_few_learned_subtasks_gives_no_slope() -> None:
