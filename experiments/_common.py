@@ -86,12 +86,24 @@ def main_wrapper(body: Callable[[Sequence[str] | None], int], argv: Sequence[str
 def n_params(config: Mapping[str, Any]) -> int:
     """Non-embedding parameters of a run config's model (a named ``size`` or explicit dimensions).
 
-    The harness's own count (:func:`scalelab.harness.config.non_embedding_params`), computed
-    without building the model.
+    The harness's own count, computed without building the model: for the GPT
+    :func:`scalelab.harness.config.non_embedding_params`; for ``model.kind = "mlp"``
+    :func:`scalelab.harness.config.mlp_params` (hidden and output layers; the output layer's size
+    depends on the vocabulary, which is the largest ``vocab_size`` of the config's sources).
     """
-    from scalelab.harness.config import SIZE_LADDER, non_embedding_params
+    from scalelab.harness.config import SIZE_LADDER, mlp_params, non_embedding_params
 
     m = config.get("model", {})
+    if m.get("kind", "gpt") == "mlp":
+        from scalelab.harness.sources import make_source
+        from scalelab.harness.vocab import VOCAB_SIZE
+
+        data = config.get("data", {})
+        vocab = max((int(getattr(make_source(spec["kind"], name=name, **dict(spec.get("options", {}))),
+                                 "vocab_size", VOCAB_SIZE))
+                     for name, spec in data.get("sources", {}).items()), default=VOCAB_SIZE)
+        block = int(m.get("block_size") or data["seq_len"])
+        return mlp_params(int(m["n_layer"]), int(m["d_model"]), vocab_size=vocab, block_size=block)[1]
     size = m.get("size")
     if size is not None and size not in SIZE_LADDER:
         raise DataError(f"unknown model size {size!r} in a run config; use one of {', '.join(SIZE_LADDER)}")
@@ -235,6 +247,65 @@ def bootstrap_median(
 
     return {"median": fin(med), "censored": not math.isfinite(med), "low": fin(float(lo)),
             "high": fin(float(hi)), "n": int(x.size), "n_reached": int(ok.sum()), "coverage": coverage}
+
+
+def bootstrap_ratio(base: Sequence[float], base_reached: Sequence[bool], treat: Sequence[float],
+                    treat_reached: Sequence[bool], *, n_boot: int = 2000, coverage: float = 0.9,
+                    seed: int = 0) -> dict[str, Any]:
+    """Speedup ``median(base) / median(treat)`` over seeds, with a percentile-bootstrap interval.
+
+    ``base`` and ``treat`` are steps (or examples, tokens) to a threshold, a run that never
+    reached it entered at its last step ``L`` with ``reached=False``. Seeds are resampled
+    independently in each arm. A censored run is only known to need more than ``L``, so each
+    interval end takes the side of censoring that makes it conservative: the lower end puts a
+    censored baseline run at ``L`` (its least possible value) and a censored treatment run at
+    +inf; the upper end puts a censored baseline run at +inf and a censored treatment run at
+    ``L``. An upper end of +inf is reported as ``None`` (unbounded). The point value is ``None``
+    unless both medians are reached; ``bound`` then gives what the medians still say (``"> x"``:
+    the baseline's median is censored, so the ratio is at least ``x``; ``"< x"``: the
+    treatment's is).
+
+    Examples
+    --------
+    >>> r = bootstrap_ratio([100.0, 100.0], [True, True], [50.0, 50.0], [True, True], n_boot=100)
+    >>> r["value"], r["lower"], r["upper"]
+    (2.0, 2.0, 2.0)
+    """
+    b, t = np.asarray(base, float), np.asarray(treat, float)
+    bok, tok = np.asarray(base_reached, bool), np.asarray(treat_reached, bool)
+    if b.size == 0 or t.size == 0 or b.shape != bok.shape or t.shape != tok.shape:
+        raise DataError(f"bootstrap_ratio needs non-empty values with one reached flag each, got "
+                        f"{b.size}/{bok.size} baseline and {t.size}/{tok.size} treatment")
+    if np.any(~np.isfinite(b) | (b <= 0)) or np.any(~np.isfinite(t) | (t <= 0)):
+        raise DataError("bootstrap_ratio needs finite positive steps or examples (censored runs at "
+                        "their last step), got a zero, negative or non-finite value")
+    rng = np.random.default_rng(seed)
+    ib = rng.integers(0, b.size, size=(n_boot, b.size))
+    it = rng.integers(0, t.size, size=(n_boot, t.size))
+
+    def draws(base_censored: float | None, treat_censored: float | None) -> np.ndarray:
+        """Ratio of medians per bootstrap draw, censored runs at the given value (None: at L)."""
+        yb = np.where(bok, b, b if base_censored is None else base_censored)
+        yt = np.where(tok, t, t if treat_censored is None else treat_censored)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.median(yb[ib], axis=1) / np.median(yt[it], axis=1)
+
+    qlo, qhi = (1 - coverage) / 2, (1 + coverage) / 2
+    lo = float(np.quantile(draws(None, np.inf), qlo, method="lower"))
+    hi = float(np.quantile(draws(np.inf, None), qhi, method="higher"))
+    yb, yt = np.where(bok, b, np.inf), np.where(tok, t, np.inf)
+    med_b, med_t = float(np.median(yb)), float(np.median(yt))
+    value: float | None = None
+    bound: str | None = None
+    if math.isfinite(med_b) and math.isfinite(med_t):
+        value = med_b / med_t
+    elif math.isfinite(med_t):  # the baseline did not reach: at least its censoring point / treatment
+        bound = f"> {float(np.median(b)) / med_t:.3g}"
+    elif math.isfinite(med_b):  # the treatment did not reach
+        bound = f"< {med_b / float(np.median(t)):.3g}"
+    return {"value": value, "lower": lo, "upper": hi if math.isfinite(hi) else None, "bound": bound,
+            "coverage": coverage, "n_base": int(b.size), "n_treat": int(t.size),
+            "n_base_reached": int(bok.sum()), "n_treat_reached": int(tok.sum())}
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float], *, n_boot: int = 2000, coverage: float = 0.9,
