@@ -86,6 +86,12 @@ def polish(problem: Problem, u0: np.ndarray, *, tol: float = 1e-15, max_nfev: in
                 max_nfev=max_nfev,
             )
         except (ValueError, np.linalg.LinAlgError) as exc:
+            # least_squares stops at the first trial point whose residuals or Jacobian are not
+            # finite (e.g. a floor E driven past the smallest loss on log residuals); L-BFGS-B
+            # treats such a point as an infinite objective and backtracks
+            fallback = _polish_minimize(problem, u0, f0, tol)
+            if fallback.success:
+                return fallback
             return PolishResult(u0, f0, False, f"polish failed: {exc}", 0)
     f1 = float(problem.objective_value(sol.x[None])[0])
     if not f1 <= f0:

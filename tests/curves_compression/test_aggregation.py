@@ -165,3 +165,18 @@ def test_transition_width_rejects_bad_curves() -> None:
         transition_width(x, np.array([0.0, 0.1, 0.2]), floor=0.0, ceiling=1.0)
     with pytest.raises(DataError, match="starts above"):
         transition_width(x, np.array([0.5, 0.9, 1.0]), floor=0.0, ceiling=1.0)
+
+
+def test_a_step_like_curve_of_few_skills_fits_with_a_free_floor() -> None:
+    # 16 skills learned in sharp steps: least_squares meets non-finite residuals on the way
+    # (the floor pushed past the smallest loss) and used to stop the fit with "polish failed";
+    # the polish now falls back to L-BFGS-B, which backtracks from such points
+    p = zipf_frequencies(16, 0.4)
+    steps = np.unique(np.round(np.logspace(0, 4, 40)))
+    loss = quantization_loss(steps, p, 300.0 / p, width=0.2, high=2.0, low=0.0)
+    free = fit_aggregate_power_law(steps, loss)
+    assert free.fit.converged and 0.0 <= free.floor <= loss.min()
+    assert 0.0 < free.exponent < 1.0
+    # a free floor fits at least as well as any fixed one, e.g. the learned loss 0
+    fixed = fit_aggregate_power_law(steps, loss, fixed={"E": 0.0})
+    assert free.fit.objective <= fixed.fit.objective * (1 + 1e-6)
