@@ -190,7 +190,7 @@ def finite_model_fit(steps: np.ndarray, p: np.ndarray, own: float, batch: int, a
     chance times the frequency of the subtasks not yet learned, plus a floor of chance / 1000.
     The evaluations below 95% of chance, up to the step the last subtask is learned, are fitted
     with ``L = E + A t^-a`` as in :func:`loss_power_law`, except that ``E`` is fixed at the
-    known floor (with ``E`` free the engine's polish fails on these clean curves).
+    known floor (exactly known for this synthetic curve).
     alpha / (alpha + 1) is the exponent of an infinite Zipf tail; with few subtasks the tail runs
     out within the fitted range and the fitted exponent is steeper. This is the exponent the
     quantization model predicts for the experiment as run.
