@@ -1,29 +1,38 @@
 """Experiment 3 of issue #7: curriculum (Chen et al. 2023, "Skill-it!", arXiv:2307.14430).
 
-LEGO chained-variable resolution (Zhang et al. 2022, arXiv:2206.04301): resolving the variable at
-depth ``k`` of a chain needs the skill at depth ``k - 1``. The target skill is the deepest depth
-``K``; its prerequisites are depths ``1 .. K-1``, one source per depth (``lego/k``, same seed, so
-every run is evaluated on the same held-out examples). Three conditions, same steps and batch:
+Multi-digit addition (reversed result, operands zero-padded; Lee et al. 2023, arXiv:2307.03381):
+the target skill is ``T``-digit addition (source ``add/T``); its prerequisites are the fewer-digit
+additions ``add/1 .. add/T-1``. They are sub-skills: a ``T``-digit sum is computed column by
+column, each column the 1-digit skill (two digits and a carry in, one digit out and a carry out),
+and a ``k``-digit sum is the first ``k`` columns of that algorithm with the carry passed from
+column to column. In the reversed format the result is written least-significant digit first,
+the order in which the columns are computed. Each source has its own seed-fixed held-out pairs
+(never trained on), so every run is scored on the same examples. Three conditions, same steps and
+batch:
 
 * ``own``: only the target's data (the baseline);
 * ``mixed``: uniform mixing of the target with its prerequisites;
-* ``ordered``: prerequisites first, one phase per depth in increasing order, then the target
-  (Skill-it's ordered curriculum over the skill graph).
+* ``ordered``: prerequisites first, one phase per digit count in increasing order, then the
+  target alone (Skill-it's ordered curriculum over the skill graph).
 
-Per run: the step at which the target's held-out accuracy first reaches 0.9 (interpolated in log
-step) and the target examples seen by then (the schedule's expected count, batch x the target's
-weight summed over the steps taken). Per (size, condition): the median over seeds with a
+Per run: the step at which the target's held-out exact match first reaches 0.9 (interpolated in
+log step) and the target examples seen by then (the schedule's expected count, batch x the
+target's weight summed over the steps taken). Per (size, condition): the median over seeds with a
 bootstrap interval, censoring handled. Per size: the speedup of ``mixed`` and ``ordered`` over
 ``own`` (``own`` / treatment, > 1 means the treatment learns the target sooner), in steps and per
 target example, with a bootstrap interval over seeds; also emitted as the ``effects`` list that
 experiment 6 (the scale caveat) reads.
+
+An earlier version of this experiment (LEGO depth 2 after depth 1, git commit 5c16b8e) is
+described in docs/experiments/curriculum.md: there the target alone never left chance, so every
+speedup was censored.
 
     python experiments/curriculum/run.py [--quick] [--out DIR] [--workers 2]
 """
 
 from __future__ import annotations
 
-import math
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,34 +54,62 @@ BASELINE = "own"
 CONDITIONS: dict[str, str] = {
     "own": "target only",
     "mixed": "uniform mix of the target and its prerequisites",
-    "ordered": "prerequisites first (depth 1, 2, ...), then the target",
+    "ordered": "prerequisites first (1 digit, 2 digits, ...), then the target",
 }
 TREATMENTS = ("mixed", "ordered")
 UNITS = {"steps": "training steps", "examples": "target examples seen"}
+#: the addition format of every source (``reverse``: the sum least-significant digit first)
+FORMAT = "reverse"
+#: held-out pairs per source: 1-digit addition has only 100 pairs, so it holds out few
+EVAL_SIZES = {1: 20, 2: 100}
+TARGET_EVAL = 200
 
 
 # ----------------------------------------------------------------------------- the grid
-def source_name(depth: int) -> str:
-    """The LEGO source of one depth (``lego/<k>``), as the compositional source names it."""
-    return f"lego/{depth}"
+def source_name(digits: int) -> str:
+    """The addition source of one operand length (``add/<digits>``)."""
+    return f"add/{digits}"
 
 
-def lego_sources(max_depth: int, target: int, *, shuffle: bool, eval_size: int, seed: int = 0,
-                 ) -> dict[str, dict[str, Any]]:
-    """One compositional source per depth ``1 .. target``; a shared seed gives shared eval sets."""
-    if not 2 <= target <= max_depth:
-        raise DataError(f"the target depth must be in 2..max_depth={max_depth} (it needs a "
-                        f"prerequisite), got {target}")
-    return {source_name(k): {"kind": "compositional", "options": {
-        "max_depth": max_depth, "depths": [k], "shuffle": shuffle, "seed": seed, "eval_size": eval_size}}
+def digits_of(name: str) -> int:
+    """The operand length of a source name from :func:`source_name` (``add/3`` -> 3)."""
+    kind, _, k = name.partition("/")
+    if kind != "add" or not k.isdigit():
+        raise DataError(f"source {name!r} is not an addition source of this experiment; "
+                        "name sources add/<digits> (see source_name)")
+    return int(k)
+
+
+def addition_sources(target: int, *, fmt: str = FORMAT, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """One padded addition source per operand length ``1 .. target`` (the last is the target).
+
+    Several sources of the same kind can share a run: each is named by its key (the harness passes
+    it as the source's name, which is also its eval-set name), and all share the byte vocabulary
+    and one ``seq_len``, which must fit the longest (the target's) examples.
+    """
+    if not 2 <= target <= 9:
+        raise DataError(f"the target must be 2- to 9-digit addition (it needs a fewer-digit "
+                        f"prerequisite and the source allows 9 digits), got {target} digits")
+    return {source_name(k): {"kind": "addition", "options": {
+        "digits": k, "format": fmt, "pad_operands": True, "seed": seed,
+        "eval_size": TARGET_EVAL if k == target else EVAL_SIZES.get(k, TARGET_EVAL)}}
         for k in range(1, target + 1)}
+
+
+@functools.lru_cache(maxsize=8)
+def seq_len_for(target: int, fmt: str = FORMAT) -> int:
+    """The smallest ``seq_len`` that fits every source of :func:`addition_sources` (the target's)."""
+    from scalelab.harness.sources import make_source
+
+    return max(make_source(**{"kind": s["kind"], **s["options"]}, name=n).min_seq_len()
+               for n, s in addition_sources(target, fmt=fmt).items())
 
 
 def schedule(condition: str, target: int, prereq_fraction: float) -> dict[str, Any]:
     """The ``data.schedule`` of a condition.
 
-    ``ordered`` gives each prerequisite depth ``prereq_fraction`` of the run, in increasing
-    depth, then the target alone for the rest of the run.
+    ``ordered`` gives each prerequisite ``prereq_fraction`` of the run, in increasing operand
+    length, then the target alone for the rest of the run.
     """
     if condition == "own":
         return {"mixture": {source_name(target): 1.0}}
@@ -80,7 +117,7 @@ def schedule(condition: str, target: int, prereq_fraction: float) -> dict[str, A
         return {"mixture": {source_name(k): 1.0 for k in range(1, target + 1)}}
     if condition == "ordered":
         if not 0 < prereq_fraction * (target - 1) < 1:
-            raise DataError(f"prereq_fraction {prereq_fraction} x {target - 1} prerequisite depths must "
+            raise DataError(f"prereq_fraction {prereq_fraction} x {target - 1} prerequisite(s) must "
                             "leave part of the run for the target; give a smaller fraction")
         phases: list[dict[str, Any]] = [{"weights": {source_name(k): 1.0}, "fraction": prereq_fraction}
                                         for k in range(1, target)]
@@ -88,34 +125,31 @@ def schedule(condition: str, target: int, prereq_fraction: float) -> dict[str, A
     raise DataError(f"unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
 
 
-#: the settings of the two modes. Probed (tiny, 1 seed): with chains of 3, shuffled or not, every
-#: depth stayed at chance for 1,500-2,000 steps even when mixed; with chains of 2 (shuffled) the
-#: target alone stayed at chance for 1,500 steps while mixing reached 0.88 by step 1,006 and the
-#: ordered curriculum (depth 1 for 300 steps, learned by step 137) reached 1.0 by step 453.
+#: the settings of the two modes (chosen by the probes described in docs/experiments/curriculum.md).
+#: Quick mode is the full mode's `tiny` cells for seeds 0 and 1 (same configs), so it checks them.
 SETTINGS: dict[bool, dict[str, Any]] = {
-    True: {"max_depth": 2, "target": 2, "shuffle": True, "sizes": ["tiny"], "seeds": [0, 1],
-           "steps": 800, "batch": 64, "lr": 3e-3, "prereq_fraction": 0.2, "eval_size": 256,
-           "eval_count": 24},
-    False: {"max_depth": 2, "target": 2, "shuffle": True, "sizes": ["tiny", "mini", "small"],
-            "seeds": [0, 1], "steps": 1500, "batch": 64, "lr": 3e-3, "prereq_fraction": 0.2,
-            "eval_size": 256, "eval_count": 32},
+    True: {"target": 3, "sizes": ["tiny"], "seeds": [0, 1], "steps": 3500, "batch": 64, "lr": 5e-3,
+           "warmup": 100, "prereq_fraction": 0.1, "eval_count": 32},
+    False: {"target": 3, "sizes": ["tiny", "mini", "small"], "seeds": [0, 1, 2], "steps": 3500,
+            "batch": 64, "lr": 5e-3, "warmup": 100, "prereq_fraction": 0.1, "eval_count": 32},
 }
 
 
 def grid_spec(quick: bool) -> dict[str, Any]:
     """Conditions x model sizes x seeds; every cell trains the same steps and batch."""
     s = SETTINGS[quick]
-    m, k = s["max_depth"], s["target"]
+    k = s["target"]
     return {
-        "name": "currq" if quick else "curr",
+        "name": "curraddq" if quick else "curradd",
         "base": {
-            "steps": s["steps"], "device": "cpu", "checkpoint_every": 0 if quick else 500,
+            "steps": s["steps"], "device": "cpu", "checkpoint_every": 0,
             "model": {"size": s["sizes"][0]},
-            "optim": {"lr": s["lr"], "weight_decay": 0.1, "warmup_steps": 20, "min_lr_ratio": 0.1},
-            "data": {"seq_len": 5 * m + 6, "batch_size": s["batch"],
-                     "sources": lego_sources(m, k, shuffle=s["shuffle"], eval_size=s["eval_size"]),
+            "optim": {"lr": s["lr"], "weight_decay": 0.1, "warmup_steps": s["warmup"],
+                      "min_lr_ratio": 0.1},
+            "data": {"seq_len": seq_len_for(k), "batch_size": s["batch"],
+                     "sources": addition_sources(k),
                      "schedule": schedule(BASELINE, k, s["prereq_fraction"])},
-            "eval": {"count": s["eval_count"], "max_examples": s["eval_size"]},
+            "eval": {"count": s["eval_count"], "max_examples": TARGET_EVAL},
         },
         "axis": [
             {"name": "condition", "path": "data.schedule", "labels": list(CONDITIONS),
@@ -136,7 +170,7 @@ def target_examples_curve(schedule_cfg: Mapping[str, Any], target_source: str, t
 
     Examples
     --------
-    >>> target_examples_curve({"mixture": {"lego/1": 1, "lego/2": 1}}, "lego/2", 4, 10).tolist()
+    >>> target_examples_curve({"mixture": {"add/1": 1, "add/2": 1}}, "add/2", 4, 10).tolist()
     [0.0, 5.0, 10.0, 15.0, 20.0]
     """
     from scalelab.harness.mixture import schedule_from_config
@@ -149,63 +183,6 @@ def target_examples_curve(schedule_cfg: Mapping[str, Any], target_source: str, t
 def examples_at(curve: np.ndarray, step: float) -> float:
     """``curve`` (from :func:`target_examples_curve`) at a fractional step, linearly interpolated."""
     return float(np.interp(step, np.arange(curve.size, dtype=float), curve))
-
-
-def bootstrap_ratio(base: Sequence[float], base_reached: Sequence[bool], treat: Sequence[float],
-                    treat_reached: Sequence[bool], *, n_boot: int = 2000, coverage: float = COVERAGE,
-                    seed: int = 0) -> dict[str, Any]:
-    """Speedup ``median(base) / median(treat)`` over seeds, with a percentile-bootstrap interval.
-
-    Seeds are resampled independently in each condition. A run that never reached the threshold
-    is only known to need more than its last step ``L``, so each interval end takes the side of
-    censoring that makes it conservative: the lower end puts a censored baseline run at ``L``
-    (its least possible value) and a censored treatment run at +inf; the upper end puts a
-    censored baseline run at +inf and a censored treatment run at ``L``. An upper end of +inf is
-    reported as ``None`` (unbounded). The point value is ``None`` unless both medians are
-    reached; ``bound`` then gives what the medians still say (``"> x"``: the baseline's median
-    is censored, so the ratio is at least ``x``; ``"< x"``: the treatment's is).
-
-    Examples
-    --------
-    >>> r = bootstrap_ratio([100.0, 100.0], [True, True], [50.0, 50.0], [True, True], n_boot=100)
-    >>> r["value"], r["lower"], r["upper"]
-    (2.0, 2.0, 2.0)
-    """
-    b, t = np.asarray(base, float), np.asarray(treat, float)
-    bok, tok = np.asarray(base_reached, bool), np.asarray(treat_reached, bool)
-    if b.size == 0 or t.size == 0 or b.shape != bok.shape or t.shape != tok.shape:
-        raise DataError(f"bootstrap_ratio needs non-empty values with one reached flag each, got "
-                        f"{b.size}/{bok.size} baseline and {t.size}/{tok.size} treatment")
-    if np.any(~np.isfinite(b) | (b <= 0)) or np.any(~np.isfinite(t) | (t <= 0)):
-        raise DataError("bootstrap_ratio needs finite positive steps or examples (censored runs at "
-                        "their last step), got a zero, negative or non-finite value")
-    rng = np.random.default_rng(seed)
-    ib = rng.integers(0, b.size, size=(n_boot, b.size))
-    it = rng.integers(0, t.size, size=(n_boot, t.size))
-
-    def draws(base_censored: float | None, treat_censored: float | None) -> np.ndarray:
-        """Ratio of medians per bootstrap draw, censored runs at the given value (None: at L)."""
-        yb = np.where(bok, b, b if base_censored is None else base_censored)
-        yt = np.where(tok, t, t if treat_censored is None else treat_censored)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.median(yb[ib], axis=1) / np.median(yt[it], axis=1)
-
-    qlo, qhi = (1 - coverage) / 2, (1 + coverage) / 2
-    lo = float(np.quantile(draws(None, np.inf), qlo, method="lower"))
-    hi = float(np.quantile(draws(np.inf, None), qhi, method="higher"))
-    yb, yt = np.where(bok, b, np.inf), np.where(tok, t, np.inf)
-    med_b, med_t = float(np.median(yb)), float(np.median(yt))
-    value: float | None = None
-    bound: str | None = None
-    if math.isfinite(med_b) and math.isfinite(med_t):
-        value = med_b / med_t
-    elif math.isfinite(med_t):  # the baseline did not reach: at least its censoring point / treatment
-        bound = f"> {float(np.median(b)) / med_t:.3g}"
-    elif math.isfinite(med_b):  # the treatment did not reach
-        bound = f"< {med_b / float(np.median(t)):.3g}"
-    return {"value": value, "lower": lo, "upper": hi if math.isfinite(hi) else None, "bound": bound,
-            "coverage": coverage, "n_base": int(b.size), "n_treat": int(t.size),
-            "n_base_reached": int(bok.sum()), "n_treat_reached": int(tok.sum())}
 
 
 def first_data_step(examples_curve: np.ndarray) -> int:
@@ -245,7 +222,7 @@ def per_run(curves: Mapping[str, Mapping[str, Any]], n_params: Mapping[str, int]
     cache: dict[str, np.ndarray] = {}
     for rid, rec in curves.items():
         lab, cfg = rec["labels"], rec["config"]
-        target = max(int(s.split("/")[1]) for s in cfg["data"]["sources"])
+        target = max(digits_of(s) for s in cfg["data"]["sources"])
         tname = source_name(target)
         steps, acc = rec["curves"][tname]
         key = f"{lab['condition']}/{cfg['steps']}/{cfg['data']['batch_size']}"
@@ -253,13 +230,17 @@ def per_run(curves: Mapping[str, Mapping[str, Any]], n_params: Mapping[str, int]
             cache[key] = target_examples_curve(cfg["data"]["schedule"], tname, int(cfg["steps"]),
                                                int(cfg["data"]["batch_size"]))
         hit, bracket = crossing(steps, acc, first_data_step(cache[key]))
-        prereq = {s: float(v[1][-1]) for s, v in rec["curves"].items() if s != tname}
+        pre = {s: v for s, v in rec["curves"].items() if s != tname}
+        prereq = {s: float(v[1][-1]) for s, v in pre.items()}
+        pre_hit = {s: C.first_reach(v[0], v[1], THRESHOLD) for s, v in pre.items()}
         rows.append({
             "run": rid, "condition": lab["condition"], "size": lab["size"], "seed": int(lab["seed"]),
             "n_params": int(n_params[rid]), "target": tname, "reached": hit.reached,
             "steps": hit.step, "examples": examples_at(cache[key], hit.step), "bracket": bracket,
             "final_acc": float(acc[-1]), "last_step": float(steps[-1]),
             "final_prereq_acc": prereq,
+            "prereq_max_acc": {s: float(np.max(v[1])) for s, v in pre.items()},
+            "prereq_first_reach": {s: h.step if h.reached else None for s, h in pre_hit.items()},
         })
     order = list(CONDITIONS)
     return sorted(rows, key=lambda r: (r["n_params"], order.index(r["condition"]), r["seed"]))
@@ -294,7 +275,7 @@ def speedups(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             if not base or not treat:
                 continue
             for unit in UNITS:
-                r = bootstrap_ratio([x[unit] for x in base], [x["reached"] for x in base],
+                r = C.bootstrap_ratio([x[unit] for x in base], [x["reached"] for x in base],
                                     [x[unit] for x in treat], [x["reached"] for x in treat])
                 out.append({"size": size, "n_params": base[0]["n_params"], "treatment": cond,
                             "unit": unit, **r})
@@ -315,12 +296,20 @@ def effects(speeds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     f"{THRESHOLD} within the budget; "
                     + (f"speedup {s['bound']}; lower/upper are conservative (censored runs at their "
                        "last step on the unfavourable side)" if s["bound"] else "ratio undefined"))
+        # a conservative end that depends on a censored draw is unbounded: 0 below, +inf above;
+        # both are null in the contract (experiment 6 takes ratios' ends as positive numbers)
+        lower = s["lower"] if s["lower"] is not None and s["lower"] > 0 else None
+        if s["value"] is not None and (lower is None or s["upper"] is None):
+            note = ("interval unbounded " + " and ".join(
+                side for side, end in (("below", lower), ("above", s["upper"])) if end is None)
+                + ": some bootstrap draw of a median is censored (a run that did not reach "
+                f"{THRESHOLD} within the budget)")
         out.append({
             "effect": f"{NAME}:{s['treatment']}_speedup_{s['unit']}",
             "description": f"speedup of {what} in {UNITS[s['unit']]} to held-out target acc "
                            f"{THRESHOLD}: ratio of medians over seeds, bootstrap interval over seeds",
             "kind": "ratio", "size": s["size"], "n_params": int(s["n_params"]), "value": s["value"],
-            "lower": s["lower"], "upper": s["upper"], "coverage": s["coverage"], "neutral": 1.0,
+            "lower": lower, "upper": s["upper"], "coverage": s["coverage"], "neutral": 1.0,
             "note": note,
         })
     return out
@@ -362,6 +351,12 @@ def step_text(r: Mapping[str, Any]) -> str:
     if r["bracket"]:
         return f"<= {C.fmt(r['steps'])} (in ({C.fmt(r['bracket'][0])}, {C.fmt(r['bracket'][1])}])"
     return C.fmt(r["steps"])
+
+
+def prereq_text(r: Mapping[str, Any]) -> str:
+    """Each prerequisite's first step at the threshold (``-``: never), max and final accuracy."""
+    return "; ".join(f"{k} {C.fmt(r['prereq_first_reach'][k]) if r['prereq_first_reach'][k] is not None else '-'}"
+                     f" / {r['prereq_max_acc'][k]:.2f} / {v:.2f}" for k, v in r["final_prereq_acc"].items())
 
 
 def speed_text(s: Mapping[str, Any]) -> str:
@@ -449,9 +444,9 @@ def body(argv: Sequence[str] | None) -> int:
     cells = per_cell(rows)
     speeds = speedups(rows)
     verdicts = {f"{t}_{u}": verdict(speeds, t, u) for t in TREATMENTS for u in UNITS}
-    title = (f"LEGO chains of {s['max_depth']} ({'shuffled' if s['shuffle'] else 'in chain order'}), target "
-             f"depth {s['target']}, batch {s['batch']}, {s['steps']} steps, lr {s['lr']:g}, ordered: "
-             f"{s['prereq_fraction']:g} of the run per prerequisite depth")
+    title = (f"{s['target']}-digit addition ({FORMAT}, padded) after 1..{s['target'] - 1}-digit, batch "
+             f"{s['batch']}, {s['steps']} steps, lr {s['lr']:g}; ordered: {s['prereq_fraction']:g} of "
+             "the run per prerequisite")
     figure(curves, rows, cells, args.out / f"{NAME}{'_quick' if args.quick else ''}.png", title,
            prereq_steps=s["prereq_fraction"] * (s["target"] - 1) * s["steps"])
     md = [f"# Curriculum ({'quick' if args.quick else 'full'} mode)", "", title, "",
@@ -460,11 +455,11 @@ def body(argv: Sequence[str] | None) -> int:
           "crossing straddle the target's first data at step a, so only the bracket is known):", "",
           C.markdown_table(
               ["size", "condition", "seed", "steps", "target examples", "final target acc",
-               "final prerequisite acc"],
+               "prerequisites: step at 0.9 / max / final acc"],
               [[r["size"], r["condition"], r["seed"],
                 step_text(r),
                 C.fmt(r["examples"]) if r["reached"] else f"not by {C.fmt(r['examples'])}",
-                r["final_acc"], ", ".join(f"{k} {v:.2f}" for k, v in r["final_prereq_acc"].items())]
+                r["final_acc"], prereq_text(r)]
                for r in rows]),
           "", f"Per cell (median over seeds [{COVERAGE:.0%} bootstrap interval] (seeds reached / seeds)):", "",
           C.markdown_table(["size", "non-emb. params", "condition", "steps", "target examples",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,8 @@ from scalelab.errors import DataError
 from tests.experiments._loader import load_experiment
 
 CUR = load_experiment("curriculum/run.py", "exp_curriculum")
-C_CROSSING = sys.modules["_common"].Crossing
+C = load_experiment("_common.py", "_common")
+C_CROSSING = C.Crossing
 
 STEPS = np.unique(np.round(np.geomspace(1, 1000, 40)))
 STEPS = np.concatenate([[0.0], STEPS])
@@ -36,9 +36,9 @@ def _curves(mids: dict[tuple[str, str], list[float | None]]) -> dict[str, dict[s
             out[f"{size}-{cond}-{seed}"] = {
                 "labels": {"condition": cond, "size": size, "seed": str(seed)},
                 "config": {"steps": TOTAL, "data": {
-                    "batch_size": BATCH, "sources": {"lego/1": {}, "lego/2": {}},
+                    "batch_size": BATCH, "sources": {"add/1": {}, "add/2": {}},
                     "schedule": CUR.schedule(cond, 2, FRACTION)}},
-                "curves": {"lego/2": (STEPS, _acc(mid)), "lego/1": (STEPS, _acc(50.0))},
+                "curves": {"add/2": (STEPS, _acc(mid)), "add/1": (STEPS, _acc(50.0))},
             }
     return out
 
@@ -51,9 +51,9 @@ def _analyse(mids: dict[tuple[str, str], list[float | None]]) -> tuple[list, lis
 
 # ----------------------------------------------------------------------------- target examples
 def test_target_examples_follow_each_schedule() -> None:
-    own = CUR.target_examples_curve(CUR.schedule("own", 3, 0.1), "lego/3", 100, 8)
-    mixed = CUR.target_examples_curve(CUR.schedule("mixed", 3, 0.1), "lego/3", 100, 8)
-    ordered = CUR.target_examples_curve(CUR.schedule("ordered", 3, 0.1), "lego/3", 100, 8)
+    own = CUR.target_examples_curve(CUR.schedule("own", 3, 0.1), "add/3", 100, 8)
+    mixed = CUR.target_examples_curve(CUR.schedule("mixed", 3, 0.1), "add/3", 100, 8)
+    ordered = CUR.target_examples_curve(CUR.schedule("ordered", 3, 0.1), "add/3", 100, 8)
     assert own.size == 101 and own[0] == 0 and own[-1] == 800
     assert mixed[-1] == pytest.approx(800 / 3)
     # two prerequisite phases of 10 steps each, then only the target
@@ -63,35 +63,38 @@ def test_target_examples_follow_each_schedule() -> None:
 
 def test_schedules_and_their_errors() -> None:
     ordered = CUR.schedule("ordered", 3, 0.25)["curriculum"]
-    assert [list(p["weights"]) for p in ordered] == [["lego/1"], ["lego/2"], ["lego/3"]]
+    assert [list(p["weights"]) for p in ordered] == [["add/1"], ["add/2"], ["add/3"]]
     assert [p.get("fraction") for p in ordered] == [0.25, 0.25, None]
-    assert CUR.schedule("mixed", 2, 0.1) == {"mixture": {"lego/1": 1.0, "lego/2": 1.0}}
+    assert CUR.schedule("mixed", 2, 0.1) == {"mixture": {"add/1": 1.0, "add/2": 1.0}}
     with pytest.raises(DataError, match="unknown condition 'random'"):
         CUR.schedule("random", 3, 0.1)
     with pytest.raises(DataError, match="leave part of the run for the target"):
         CUR.schedule("ordered", 3, 0.5)
-    with pytest.raises(DataError, match="needs a prerequisite"):
-        CUR.lego_sources(3, 1, shuffle=True, eval_size=8)
+    with pytest.raises(DataError, match="needs a fewer-digit prerequisite"):
+        CUR.addition_sources(1)
+    with pytest.raises(DataError, match="not an addition source"):
+        CUR.digits_of("lego/2")
+    assert CUR.digits_of("add/3") == 3
 
 
 # ----------------------------------------------------------------------------- speedup ratio
 def test_bootstrap_ratio_known_values_and_censoring() -> None:
-    r = CUR.bootstrap_ratio([400.0, 600.0], [True, True], [100.0, 100.0], [True, True], seed=1)
+    r = C.bootstrap_ratio([400.0, 600.0], [True, True], [100.0, 100.0], [True, True], seed=1)
     assert r["value"] == pytest.approx(5.0)
     assert r["lower"] == pytest.approx(4.0) and r["upper"] == pytest.approx(6.0)
     # the baseline never reached by step 1000: no point value, at least 1000 / 100
-    r = CUR.bootstrap_ratio([1000.0, 1000.0], [False, False], [100.0, 200.0], [True, True])
+    r = C.bootstrap_ratio([1000.0, 1000.0], [False, False], [100.0, 200.0], [True, True])
     assert r["value"] is None and r["bound"] == "> 6.67" and r["upper"] is None
     assert r["lower"] == pytest.approx(5.0)  # conservative: censored baseline runs at step 1000
-    r = CUR.bootstrap_ratio([100.0, 100.0], [True, True], [1000.0, 1000.0], [False, False])
+    r = C.bootstrap_ratio([100.0, 100.0], [True, True], [1000.0, 1000.0], [False, False])
     assert r["value"] is None and r["bound"] == "< 0.1" and r["lower"] == 0.0
     assert r["upper"] == pytest.approx(0.1)
-    r = CUR.bootstrap_ratio([1000.0], [False], [1000.0], [False])
+    r = C.bootstrap_ratio([1000.0], [False], [1000.0], [False])
     assert r["value"] is None and r["bound"] is None and r["lower"] == 0.0 and r["upper"] is None
     with pytest.raises(DataError, match="finite positive"):
-        CUR.bootstrap_ratio([0.0], [True], [10.0], [True])
+        C.bootstrap_ratio([0.0], [True], [10.0], [True])
     with pytest.raises(DataError, match="one reached flag each"):
-        CUR.bootstrap_ratio([10.0, 20.0], [True], [10.0], [True])
+        C.bootstrap_ratio([10.0, 20.0], [True], [10.0], [True])
 
 
 # ----------------------------------------------------------------------------- the analysis
@@ -115,6 +118,11 @@ def test_analysis_recovers_known_steps_examples_and_speedups() -> None:
     r = by[("tiny", "ordered", 0)]
     assert r["examples"] == pytest.approx((r["steps"] - FRACTION * TOTAL) * BATCH, rel=0.01)
     assert by[("mini", "own", 0)]["examples"] == TOTAL * BATCH  # censored at the last step
+    # the prerequisite's curve (0.9 at step 50) is summarised too
+    r = by[("mini", "own", 1)]
+    assert r["prereq_first_reach"]["add/1"] == pytest.approx(50.0, rel=0.03)
+    assert r["prereq_max_acc"]["add/1"] == pytest.approx(1.0, abs=1e-3)
+    assert CUR.prereq_text(r).startswith("add/1 5") and CUR.prereq_text(r).endswith(" / 1.00 / 1.00")
 
     cell = {(c["size"], c["condition"]): c for c in cells}
     assert cell[("tiny", "own")]["steps"]["median"] == pytest.approx(450.0, rel=0.03)
@@ -154,6 +162,14 @@ def test_effects_rows_follow_the_contract() -> None:
     assert tiny["lower"] <= tiny["value"] <= tiny["upper"]
     mini = [r for r in rows if r["size"] == "mini"]
     assert all(r["value"] is None and "censored" in r["note"] and "> " in r["note"] for r in mini)
+    # a treatment with a censored seed: a point value, but the conservative lower end is unbounded
+    _, _, speeds = _analyse({("tiny", "own"): [400.0, 500.0, 450.0], ("tiny", "mixed"): [200.0, 250.0, None],
+                             ("tiny", "ordered"): [300.0, 350.0, 320.0]})
+    mixed = next(r for r in CUR.effects(speeds) if r["effect"] == "curriculum:mixed_speedup_steps")
+    assert mixed["value"] == pytest.approx(450 / 250, rel=0.03)
+    assert mixed["lower"] is None and mixed["upper"] is not None
+    assert mixed["note"].startswith("interval unbounded below")
+    assert next(s for s in speeds if s["treatment"] == "mixed" and s["unit"] == "steps")["lower"] == 0.0
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -169,22 +185,53 @@ def test_grid_spec_expands_to_valid_runs(quick: bool) -> None:
     if not quick:
         assert len(s["sizes"]) >= 3 and len(s["seeds"]) >= 2
     cfgs = [r.config.to_dict() if hasattr(r.config, "to_dict") else r.config for r in runs]
-    target = f"lego/{s['target']}"
+    target = f"add/{s['target']}"
     for cfg in cfgs:
         srcs = cfg["data"]["sources"]
-        assert sorted(srcs) == [f"lego/{k}" for k in range(1, s["target"] + 1)]
-        assert {o["options"]["seed"] for o in srcs.values()} == {0}  # shared held-out sets
+        assert sorted(srcs) == [f"add/{k}" for k in range(1, s["target"] + 1)]
+        assert {o["options"]["seed"] for o in srcs.values()} == {0}  # the same held-out sets everywhere
+        assert all(o["options"]["pad_operands"] and o["options"]["format"] == CUR.FORMAT
+                   for o in srcs.values())
+        assert [srcs[f"add/{k}"]["options"]["digits"] for k in range(1, s["target"] + 1)] == \
+            list(range(1, s["target"] + 1))
         sched = schedule_from_config(cfg["data"]["schedule"])
         w_end = sched.weights_at(s["steps"] - 1, s["steps"])
         assert w_end[target] > 0
         if "curriculum" in cfg["data"]["schedule"]:
-            assert sched.weights_at(0, s["steps"]) == {"lego/1": 1.0}  # prerequisites first
+            assert sched.weights_at(0, s["steps"]) == {"add/1": 1.0}  # prerequisites first
             assert w_end == {target: 1.0}
+
+
+def test_same_kind_sources_share_one_run() -> None:
+    """The harness mixes addition sources of 1-3 digits: one seq_len, one vocabulary, own eval sets."""
+    from scalelab.harness.mixture import DataStream, schedule_from_config
+    from scalelab.harness.sources import make_source
+    from scalelab.harness.vocab import PAD
+
+    srcs = CUR.addition_sources(3)
+    seq_len = CUR.seq_len_for(3)
+    built = {n: make_source(s["kind"], name=n, **s["options"]) for n, s in srcs.items()}
+    assert seq_len == built["add/3"].min_seq_len() == len("999+999=8991") + 2  # BOS, EOS
+    stream = DataStream(built, schedule_from_config(CUR.schedule("mixed", 3, 0.1)), data_seed=0,
+                        total_steps=100)
+    batch, ids = stream.batch(step=0, batch_size=96, seq_len=seq_len)
+    assert batch.tokens.shape == (96, seq_len) and set(ids.tolist()) == {0, 1, 2}
+    # 1-digit rows (BOS "7+5=" "21" EOS: 7-8 tokens) are padded to the target's length, and only
+    # their result and EOS are scored
+    one = ids == stream.names.index("add/1")
+    used = (batch.tokens[one] != PAD).sum(axis=1)
+    assert set(used.tolist()) <= {7, 8} and used.max() == 8
+    assert np.array_equal(batch.loss_mask[one].sum(axis=1), used - 5)
+    ev = stream.eval_sets(seq_len)
+    assert {k: len(v.batch.tokens) for k, v in ev.items()} == {"add/1": 20, "add/2": 100, "add/3": 200}
+    # the held-out 3-digit pairs are never trained on (fresh pairs are drawn outside them)
+    held = {tuple(p) for p in built["add/3"].pairs("heldout").tolist()}
+    assert len(held) == 200
 
 
 def test_crossing_is_not_interpolated_back_into_the_prerequisite_phase() -> None:
     steps, acc = np.array([0.0, 100.0, 247.0, 309.0, 387.0]), np.array([0.0, 0.5, 0.5, 1.0, 1.0])
-    ordered = CUR.target_examples_curve(CUR.schedule("ordered", 2, 0.2), "lego/2", 1500, 64)
+    ordered = CUR.target_examples_curve(CUR.schedule("ordered", 2, 0.2), "add/2", 1500, 64)
     start = CUR.first_data_step(ordered)
     assert start == 300 and CUR.first_data_step(np.arange(5.0)) == 0
     hit, bracket = CUR.crossing(steps, acc, start)
