@@ -16,9 +16,8 @@ Those speedups are censored when a format never reaches 0.9 in the budget. The s
 itself is not: plain and reverse have the same answers (same pairs, same answer tokens), so
 their prequential (online) code lengths of the training answers over the whole run compare
 directly. Per size, ``format:reverse_code_length`` = plain's code length / reverse's (> 1:
-reverse learned faster) and ``format:reverse_final_loss`` = plain's final held-out loss /
-reverse's, each the median of per-seed ratios with an order-statistic interval, are added to the
-effects list.
+reverse learned faster), the median of per-seed ratios with an order-statistic interval, is
+added to the effects list.
 
     python experiments/format/run.py [--quick] [--out DIR] [--workers 2]
 """
@@ -63,6 +62,7 @@ class Plan:
     sizes: tuple[str, ...]
     batch: int
     lr: float
+    warmup: int
     n_eval: int
     eval_count: int
     steps: Mapping[str, int]  # format -> training steps (its examples budget / batch)
@@ -73,46 +73,52 @@ def plan(quick: bool) -> Plan:
     """The quick (CI) or full grid.
 
     Budgets are set in *tokens* (about the same compute per token): plain and reverse get
-    ``plain_steps``; a scratchpad format gets as many steps as give ``scratch_share`` of plain's
-    tokens (its examples are 5-20x longer). A format that needs fewer examples than plain but
-    not proportionally fewer tokens is censored by that. In the full mode the scratchpads get a
-    quarter of plain's tokens and one seed: on the shared machine (load average 12-15) a
-    ``tiny`` detailed-scratchpad run at plain's token budget needed about 8 minutes of wall
-    clock for half its steps, so the equal-token design at 3 sizes x 3 seeds could not finish.
+    ``plain_steps``; a scratchpad format gets as many steps as give ``SCRATCH_SHARE[format]``
+    times plain's tokens (its examples are 5-21x longer). A format that needs fewer examples
+    than plain but more tokens than its budget is censored by that. The detailed scratchpad gets
+    twice plain's tokens in the full mode: at equal tokens it has only 190 steps, and in a probe
+    (mini, seed 0, 600 steps) its accuracy was 0.015 at step 168 and 0.97 at step 317, so an
+    equal-token budget would censor it at the edge of its jump and leave its examples needed
+    unknown. Operands are zero-padded to ``digits`` (``pad_operands``): unpadded, the 19% of
+    3-digit pairs with a shorter operand were never learned by these models and capped every
+    format below 0.9 (docs/experiments/format.md). Every format gets the same seeds.
     """
     if quick:
-        digits, sizes, batch, lr, n_eval, count, plain_steps = 2, ("tiny", "mini"), 64, 3e-3, 100, 10, 400
-        seeds, scratch_seeds, scratch_share = (0, 1), (0, 1), 1.0
+        digits, sizes, batch, lr, warmup, n_eval, count, plain_steps = 2, ("tiny", "mini"), 64, 3e-3, 50, 100, 10, 400
+        seeds, share = (0, 1), {"simple_scratchpad": 1.0, "detailed_scratchpad": 1.0}
     else:
-        digits, sizes, batch, lr, n_eval, count, plain_steps = 3, ("tiny", "mini", "small"), 64, 2e-3, 200, 14, 2000
-        seeds, scratch_seeds, scratch_share = (0, 1, 2), (0,), 0.25
+        digits, sizes, batch, lr, warmup, n_eval, count, plain_steps = 3, ("tiny", "mini", "small"), 64, 5e-3, 100, 200, 16, 4000
+        seeds, share = (0, 1, 2), {"simple_scratchpad": 1.0, "detailed_scratchpad": 2.0}
     base = tokens_per_example(BASELINE, digits)
     steps, seed_of = {}, {}
     for f in PAPER_ORDER:
-        scratch = f.endswith("scratchpad")
-        share = scratch_share if scratch else 1.0
-        steps[f] = max(10, round(plain_steps * share * base / tokens_per_example(f, digits)))
-        seed_of[f] = scratch_seeds if scratch else seeds
-    return Plan(digits=digits, sizes=sizes, batch=batch, lr=lr, n_eval=n_eval, eval_count=count,
-                steps=steps, seeds=seed_of)
+        steps[f] = max(10, round(plain_steps * share.get(f, 1.0) * base / tokens_per_example(f, digits)))
+        seed_of[f] = seeds
+    return Plan(digits=digits, sizes=sizes, batch=batch, lr=lr, warmup=warmup, n_eval=n_eval,
+                eval_count=count, steps=steps, seeds=seed_of)
 
 
 @functools.lru_cache(maxsize=64)
 def tokens_per_example(fmt: str, digits: int, n: int = 4000, seed: int = 0) -> float:
-    """Mean tokens of one example in format ``fmt`` (one token per byte, plus BOS and EOS)."""
+    """Mean tokens of one example in format ``fmt`` (one token per byte, plus BOS and EOS).
+
+    Operands are zero-padded to ``digits`` (the experiment's ``pad_operands``).
+    """
     from scalelab.harness.sources.addition import render_addition
 
     rng = np.random.default_rng(seed)
     ab = rng.integers(0, 10**digits, size=(n, 2))
-    return float(np.mean([sum(map(len, render_addition(int(a), int(b), fmt)[:2])) + 2 for a, b in ab]))
+    return float(np.mean([sum(map(len, render_addition(int(a), int(b), fmt, digits)[:2])) + 2
+                          for a, b in ab]))
 
 
 def _data(fmt: str, p: Plan) -> dict[str, Any]:
     from scalelab.harness.sources import make_source
 
-    src = make_source("addition", format=fmt, digits=p.digits)
-    return {"seq_len": src.min_seq_len(), "batch_size": p.batch, "sources": {
-        "addition": {"kind": "addition", "options": {"digits": p.digits, "format": fmt, "eval_size": p.n_eval}}}}
+    opts = {"digits": p.digits, "format": fmt, "eval_size": p.n_eval, "pad_operands": True}
+    src = make_source("addition", **opts)
+    return {"seq_len": src.min_seq_len(), "batch_size": p.batch,
+            "sources": {"addition": {"kind": "addition", "options": opts}}}
 
 
 def grid_specs(quick: bool) -> list[dict[str, Any]]:
@@ -128,7 +134,7 @@ def grid_specs(quick: bool) -> list[dict[str, Any]]:
             "base": {
                 "steps": steps, "device": "cpu", "checkpoint_every": 0,
                 "model": {"size": p.sizes[0]},
-                "optim": {"lr": p.lr, "weight_decay": 0.1, "warmup_steps": min(50, steps // 5),
+                "optim": {"lr": p.lr, "weight_decay": 0.1, "warmup_steps": min(p.warmup, steps // 5),
                           "min_lr_ratio": 0.1},
                 "data": data[0],
                 "eval": {"count": p.eval_count, "max_examples": p.n_eval},
@@ -204,11 +210,12 @@ def per_cell(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def speedup(baseline: Sequence[float], baseline_reached: Sequence[bool], treated: Sequence[float],
             treated_reached: Sequence[bool], *, n_boot: int = N_BOOT, coverage: float = COVERAGE,
             seed: int = 0) -> dict[str, Any]:
-    """Median baseline / median treated, with a bootstrap interval resampling seeds in each arm.
+    """Median baseline / median treated, with :func:`_common.bootstrap_ratio`'s interval.
 
-    A run that never reached the target enters as +inf (needs more than its budget). If either
-    median is censored the speedup is ``None`` with a note; an interval end that comes from a
-    censored draw (a ratio of 0 or infinity) is ``None`` (unbounded).
+    A run that never reached the target enters at its budget with ``reached=False``; each
+    interval end takes the conservative side of censoring. If either median is censored the
+    speedup is ``None`` with a note giving the bound the medians still imply; an interval end
+    that censoring leaves open (a lower end of 0, an upper end of infinity) is ``None``.
 
     Examples
     --------
@@ -216,29 +223,20 @@ def speedup(baseline: Sequence[float], baseline_reached: Sequence[bool], treated
     >>> round(r["value"], 6), r["note"]
     (10.0, '')
     """
-    b = np.where(np.asarray(baseline_reached, bool), np.asarray(baseline, float), np.inf)
-    t = np.where(np.asarray(treated_reached, bool), np.asarray(treated, float), np.inf)
-    if b.size == 0 or t.size == 0:
-        raise DataError("speedup needs at least one run in each arm")
-    mb, mt = float(np.median(b)), float(np.median(t))
-    out: dict[str, Any] = {"value": None, "lower": None, "upper": None, "coverage": coverage, "note": ""}
-    if not math.isfinite(mb) or not math.isfinite(mt):
-        which = " and ".join(w for w, m in (("the baseline", mb), ("the treatment", mt)) if not math.isfinite(m))
+    r = C.bootstrap_ratio(baseline, baseline_reached, treated, treated_reached, n_boot=n_boot,
+                          coverage=coverage, seed=seed)
+    out: dict[str, Any] = {"value": r["value"], "lower": r["lower"] if r["lower"] > 0 else None,
+                           "upper": r["upper"], "coverage": coverage, "note": ""}
+    if r["value"] is None:
+        which = " and ".join(w for w, n, k in (("the baseline", r["n_base_reached"], r["n_base"]),
+                                               ("the treatment", r["n_treat_reached"], r["n_treat"]))
+                             if 2 * n <= k and n < k)
+        out["lower"] = out["upper"] = None
         out["note"] = (f"censored: {which} did not reach {TARGET} within the budget in at least "
-                       "half the seeds, so the ratio is unknown")
-        return out
-    rng = np.random.default_rng(seed)
-    db = np.median(b[rng.integers(0, b.size, size=(n_boot, b.size))], axis=1)
-    dt = np.median(t[rng.integers(0, t.size, size=(n_boot, t.size))], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = db / dt  # inf/inf -> nan: both censored in this draw, ratio unknown
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)  # treat unknown as unbounded above
-    lo, hi = np.quantile(ratio, [(1 - coverage) / 2, (1 + coverage) / 2], method="lower")
-    out["value"] = mb / mt
-    out["lower"] = float(lo) if 0 < lo < math.inf else None
-    out["upper"] = float(hi) if 0 < hi < math.inf else None
-    if out["lower"] is None or out["upper"] is None:
-        out["note"] = "an interval end comes from bootstrap draws with censored medians (unbounded)"
+                       f"half the seeds, so the ratio is unknown"
+                       + (f" (the medians imply {r['bound']})" if r["bound"] else ""))
+    elif out["lower"] is None or out["upper"] is None:
+        out["note"] = "an interval end is unbounded: censored runs could need any budget"
     return out
 
 
@@ -286,8 +284,29 @@ def order_of(cells: Sequence[Mapping[str, Any]], what: str) -> list[str]:
     return [c["format"] for c in sorted(cells, key=key)]
 
 
+def order_determined(cells: Sequence[Mapping[str, Any]], what: str) -> bool:
+    """Whether the order of the cells by median ``what`` needed ("examples" or "tokens") is known.
+
+    Known when every median reached the target, or when exactly one did not and its budget
+    (every seed ran it in full, so its median need is above the budget) is at least every
+    other cell's median need: that cell is then last whatever it would have needed. Two
+    censored cells cannot be ordered against each other.
+    """
+    censored = [c for c in cells if c[what]["censored"]]
+    if not censored:
+        return True
+    if len(censored) > 1:
+        return False
+    c = censored[0]
+    budget = c["budget_examples"] * (c["tokens_per_example"] if what == "tokens" else 1.0)
+    return all(budget >= d[what]["median"] for d in cells if not d[what]["censored"])
+
+
 def verdicts(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per size: the measured order per example and per token, and whether each matches the paper."""
+    """Per size: the measured order per example and per token, and whether each matches the paper.
+
+    A verdict is ``None`` (undetermined) unless :func:`order_determined` says the order is known.
+    """
     out = {}
     order = list(dict.fromkeys(c["size"] for c in sorted(cells, key=lambda c: c.get("n_params", 0))))
     for size in order:
@@ -298,9 +317,11 @@ def verdicts(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         out[size] = {
             "reached": reached,
             "order_examples": per_ex, "order_tokens": per_tok,
-            # None: undetermined, some format never reached the target in the budget
-            "paper_order_examples_replicates": per_ex == paper if len(reached) == len(paper) else None,
-            "paper_order_holds_per_token": per_tok == paper if len(reached) == len(paper) else None,
+            "order_examples_determined": order_determined(cs, "examples"),
+            "order_tokens_determined": order_determined(cs, "tokens"),
+            # None: undetermined (censored formats whose rank the budgets do not fix)
+            "paper_order_examples_replicates": per_ex == paper if order_determined(cs, "examples") else None,
+            "paper_order_holds_per_token": per_tok == paper if order_determined(cs, "tokens") else None,
         }
     return out
 
@@ -310,15 +331,23 @@ def verdict_lines(v: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = []
     for size, d in v.items():
         n = len(d["order_examples"])
-        note = "" if len(d["reached"]) == n else (
+        missing = "" if len(d["reached"]) == n else (
             f" (only {len(d['reached'])}/{n} formats reached {TARGET} in the budget: "
-            f"{', '.join(d['reached']) or 'none'}; the rest are ordered by final accuracy, so the "
-            "comparison is incomplete)")
-        rep, tok = d["paper_order_examples_replicates"], d["paper_order_holds_per_token"]
-        lines.append(f"{size}: per example {' < '.join(d['order_examples'])}; paper's order "
-                     f"{'undetermined' if rep is None else 'replicates' if rep else 'does not replicate'}{note}")
-        lines.append(f"{size}: per token {' < '.join(d['order_tokens'])}; paper's order "
-                     f"{'undetermined' if tok is None else 'holds' if tok else 'does not hold'} per token")
+            f"{', '.join(d['reached']) or 'none'}; ")
+        for unit, key, yes, no in (("example", "paper_order_examples_replicates", "replicates",
+                                    "does not replicate"),
+                                   ("token", "paper_order_holds_per_token", "holds", "does not hold")):
+            verdict = d[key]
+            note = ""
+            if missing:
+                note = missing + ("the rest ranked last, as their budgets exceed every other "
+                                  "format's need)" if verdict is not None else
+                                  "the rest are ordered by final accuracy, so the comparison is "
+                                  "incomplete)")
+            order = d["order_examples"] if unit == "example" else d["order_tokens"]
+            lines.append(f"{size}: per {unit} {' < '.join(order)}; paper's order "
+                         f"{'undetermined' if verdict is None else yes if verdict else no}"
+                         + (" per token" if unit == "token" else "") + note)
     return lines
 
 
@@ -475,12 +504,13 @@ def speed_rows(curves: Mapping[str, Mapping[str, Any]], online: Mapping[str, Map
 
 
 def speed_effects(rows: Sequence[Mapping[str, Any]], coverage: float = COVERAGE) -> list[dict[str, Any]]:
-    """Effects rows (issue #7 contract), per size: plain / reverse code length and final loss.
+    """Effects rows (issue #7 contract), per size: plain / reverse online code length.
 
     ``format:reverse_code_length``: plain's online code length of its training answers over
-    the whole run / reverse's (> 1: reverse is learned faster). Uncensored: every run has one.
-    ``format:reverse_final_loss``: plain's held-out loss at the last step / reverse's.
-    Both are medians over seeds of per-seed (paired) ratios, with :func:`median_interval`.
+    the whole run / reverse's (> 1: reverse is learned faster), the median over seeds of
+    per-seed (paired) ratios, with :func:`median_interval`. Uncensored: every run has one.
+    The final held-out losses are not turned into an effect: once both formats are learned they
+    are near 0 (1e-5 to 1e-1 nats), and their ratio measures how close to 0, not a speed.
     """
     out = []
     for size in C.sizes_of(rows):
@@ -491,8 +521,7 @@ def speed_effects(rows: Sequence[Mapping[str, Any]], coverage: float = COVERAGE)
         for name, key, what in (
                 ("reverse_code_length", "nats_per_example",
                  "online code length of the training answers over the whole run (nats per example; "
-                 "the same ratio per answer token)"),
-                ("reverse_final_loss", "final_eval_loss", "held-out loss at the last step")):
+                 "the same ratio per answer token)"),):
             pr = paired_ratio({r["seed"]: r[key] for r in arm["plain"]},
                               {r["seed"]: r[key] for r in arm["reverse"]}, coverage)
             n = len(pr["per_seed"])
@@ -618,24 +647,28 @@ def effect_text(e: Mapping[str, Any]) -> str:
 
 
 def speed_table(speed: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]]) -> str:
-    """Markdown: per size, median code length per format and the two plain / reverse ratios."""
+    """Markdown: per size, median code length and final held-out loss per format, and the ratio."""
     rows = []
     for size in C.sizes_of(speed):
         rs = [r for r in speed if r["size"] == size]
-        med = {f: float(np.median([r["nats_per_example"] for r in rs if r["format"] == f]))
-               for f in CODE_FORMATS if any(r["format"] == f for r in rs)}
-        by = {e["effect"]: e for e in effs if e["size"] == size}
-        cl, fl = by.get(f"{NAME}:reverse_code_length"), by.get(f"{NAME}:reverse_final_loss")
-        rows.append([size, med.get("plain"), med.get("reverse"),
-                     effect_text(cl) if cl else "-", effect_text(fl) if fl else "-"])
+
+        def med(fmt: str, key: str, rs: Sequence[Mapping[str, Any]] = rs) -> float | None:
+            v = [r[key] for r in rs if r["format"] == fmt]
+            return float(np.median(v)) if v else None
+
+        cl = next((e for e in effs if e["size"] == size and e["effect"] == f"{NAME}:reverse_code_length"), None)
+        rows.append([size, med("plain", "nats_per_example"), med("reverse", "nats_per_example"),
+                     effect_text(cl) if cl else "-", med("plain", "final_eval_loss"),
+                     med("reverse", "final_eval_loss")])
     cov = sorted({e["coverage"] for e in effs if e["effect"] == f"{NAME}:reverse_code_length"})
     return "\n".join([
         "Speed of learning (uncensored): online code length of the training answers over the whole "
-        "run, nats per example (median over seeds), and plain / reverse ratios (median of per-seed "
+        "run, nats per example (median over seeds), the plain / reverse ratio (median of per-seed "
         f"ratios [order-statistic interval, coverage {', '.join(f'{c:g}' for c in cov) or '-'}]; "
-        "> 1: reverse better):", "",
+        "> 1: reverse better), and the held-out loss at the last step (nats per answer token, "
+        "median over seeds):", "",
         C.markdown_table(["size", "plain nats / example", "reverse nats / example",
-                          "code length plain / reverse", "final held-out loss plain / reverse"], rows)])
+                          "code length plain / reverse", "plain final loss", "reverse final loss"], rows)])
 
 
 def summary(p: Plan, cells: Sequence[Mapping[str, Any]], effs: Sequence[Mapping[str, Any]],
