@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from scalelab.harness.mlp import CausalMLP, MLPConfig
 from scalelab.harness.model import count_params
 from scalelab.store.runs import RunStore
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: fast for tiny models, and the same reduction order in every run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make(n_layer: int = 2, d_model: int = 16, vocab: int = 11, block: int = 8, seed: int = 0) -> CausalMLP:

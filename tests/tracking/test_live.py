@@ -8,12 +8,10 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from scalelab.errors import DataError
 from scalelab.harness.config import RunConfig
@@ -37,12 +35,7 @@ EXPECTED = {("train", "all", "online_loss"): 12, ("train", "modadd", "online_los
             ("eval", "modadd/train", "acc"): 4, ("train", "all", "lr"): 4, ("train", "all", "tokens_per_s"): 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(**wandb_options: Any) -> RunConfig:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from scalelab.cli.cmd_grid import register as register_grid
 from scalelab.cli.cmd_wandb import main as wandb_main
@@ -68,12 +66,7 @@ RUN: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def canonical(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

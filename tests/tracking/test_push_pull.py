@@ -14,12 +14,10 @@ import csv
 import importlib.util
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from scalelab.cli.cmd_runs import main as runs_main
 from scalelab.cli.cmd_wandb import main as wandb_main
@@ -43,12 +41,7 @@ RUN: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def canonical(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
