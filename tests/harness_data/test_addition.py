@@ -124,5 +124,22 @@ def test_padded_operands_sit_at_fixed_positions() -> None:
     assert all(len(p) == 7 and p[3] == "+" for p in prompts), prompts[:5]
     assert src.config()["pad_operands"] is True
     assert "pad_operands" not in make_source("addition", digits=3).config()
-    with pytest.raises(DataError, match="pad_operands must be true or false"):
-        make_source("addition", pad_operands="yes")
+    for bad in ("yes", 2, 10):  # a width below digits (3) or above 9
+        with pytest.raises(DataError, match=r"pad_operands must be true, false or a width from digits \(3\) to 9"):
+            make_source("addition", digits=3, pad_operands=bad)
+
+
+def test_operands_padded_to_a_wider_width_share_the_wider_sources_columns() -> None:
+    # 1-digit pairs written in 3-digit columns, e.g. as the prerequisite of 3-digit addition
+    one = make_source("addition", digits=1, format="reverse", pad_operands=3, eval_size=20, name="add1")
+    three = make_source("addition", digits=3, format="reverse", pad_operands=True, eval_size=20, name="add3")
+    assert one.config()["pad_operands"] == 3
+    assert make_source(**one.config()).config() == one.config()  # rebuilds from its config
+    seq = max(one.min_seq_len(), three.min_seq_len())
+    for src in (one, three):
+        prompts = [decode(row).split("=")[0] for row in src.eval_sets(seq)[src.name].tokens]
+        assert all(len(p) == 7 and p[3] == "+" for p in prompts), prompts[:5]
+    a, b = one.pairs("heldout")[0]
+    assert decode(one.eval_sets(seq)["add1"].tokens[0]).startswith(f"00{a}+00{b}=")
+    # the scratchpads walk all 3 columns (leading zeros included)
+    assert "[0,0,3] has 3 digits." in render_addition(3, 5, "detailed_scratchpad", width=3)[1]

@@ -140,11 +140,14 @@ class AdditionSource(BaseSource):
         Number of held-out pairs (at most half of all pairs).
     train_size : int or None
         None: fresh pairs every row. An int: a fixed pool of that many distinct pairs.
-    pad_operands : bool
-        Write both operands zero-padded to ``digits`` digits (``005+037=``), so every operand
-        digit sits at a fixed position. Pairs are drawn uniformly, so without padding 19% of
-        3-digit pairs have a shorter operand, and small models that learn the aligned 3+3 case
-        rarely learn those (docs/experiments/format.md). The result is never padded.
+    pad_operands : bool or int
+        ``true``: write both operands zero-padded to ``digits`` digits (``005+037=``), so every
+        operand digit sits at a fixed position. Pairs are drawn uniformly, so without padding 19%
+        of 3-digit pairs have a shorter operand, and small models that learn the aligned 3+3
+        case rarely learn those (docs/experiments/format.md). An integer ``w >= digits`` pads to
+        ``w`` digits instead, so easier sources can share a harder one's columns (1-digit pairs
+        written ``003+005=`` beside 3-digit ones, e.g. as a curriculum's prerequisite). The
+        result is never padded.
     name : str, optional
         Source name and eval-set name (default ``"addition"``).
 
@@ -166,16 +169,18 @@ class AdditionSource(BaseSource):
         seed: int = 0,
         eval_size: int = 1000,
         train_size: int | None = None,
-        pad_operands: bool = False,
+        pad_operands: bool | int = False,
         name: str | None = None,
     ) -> None:
         self.name = opt_name("addition", name)
-        if not isinstance(pad_operands, bool):
-            raise DataError(
-                f"source {self.name!r}: option pad_operands must be true or false, got {pad_operands!r}"
-            )
         self.width = 0
         self.digits = opt_int(self.name, "digits", digits, low=1, high=9)
+        if not isinstance(pad_operands, bool) and (
+                not isinstance(pad_operands, int) or not self.digits <= pad_operands <= 9):
+            raise DataError(
+                f"source {self.name!r}: option pad_operands must be true, false or a width from "
+                f"digits ({self.digits}) to 9, got {pad_operands!r}"
+            )
         self.format = opt_choice(self.name, "format", format, FORMATS)
         self.seed = opt_seed(self.name, seed)
         space = 10 ** (2 * self.digits)
@@ -184,9 +189,9 @@ class AdditionSource(BaseSource):
             train_size = opt_int(self.name, "train_size", train_size, low=1, high=space - eval_size)
         self._set_options(
             digits=self.digits, format=self.format, seed=self.seed, eval_size=eval_size,
-            train_size=train_size, name=self.name, **({"pad_operands": True} if pad_operands else {}),
+            train_size=train_size, name=self.name, **({"pad_operands": pad_operands} if pad_operands else {}),
         )
-        self.width = self.digits if pad_operands else 0
+        self.width = 0 if pad_operands is False else self.digits if pad_operands is True else int(pad_operands)
         self._space = space
         top = 10**self.digits - 1
         prompt, target, _ = render_addition(top, top, self.format, self.width)
