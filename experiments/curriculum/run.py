@@ -216,7 +216,7 @@ def crossing(steps: np.ndarray, acc: np.ndarray, start: int) -> tuple[C.Crossing
     return hit, None
 
 
-def per_run(curves: Mapping[str, Mapping[str, Any]], n_params: Mapping[str, int]) -> list[dict[str, Any]]:
+def per_run(curves: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Steps and target examples until the target's held-out accuracy reaches the threshold."""
     rows = []
     cache: dict[str, np.ndarray] = {}
@@ -235,7 +235,7 @@ def per_run(curves: Mapping[str, Mapping[str, Any]], n_params: Mapping[str, int]
         pre_hit = {s: C.first_reach(v[0], v[1], THRESHOLD) for s, v in pre.items()}
         rows.append({
             "run": rid, "condition": lab["condition"], "size": lab["size"], "seed": int(lab["seed"]),
-            "n_params": int(n_params[rid]), "target": tname, "reached": hit.reached,
+            "n_params": C.n_params(cfg), "target": tname, "reached": hit.reached,
             "steps": hit.step, "examples": examples_at(cache[key], hit.step), "bracket": bracket,
             "final_acc": float(acc[-1]), "last_step": float(steps[-1]),
             "final_prereq_acc": prereq,
@@ -420,27 +420,13 @@ def figure(curves: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, 
     return C.save_figure(fig, path)
 
 
-def n_params_of(store: Path, run_ids: Sequence[str]) -> dict[str, int]:
-    """Non-embedding parameter count of each run, from its stored status."""
-    from scalelab.store.runs import RunStore
-
-    rs = RunStore(store)
-    out = {}
-    for rid in run_ids:
-        st = rs.run(rid).read_status() or {}
-        if "n_params_nonembedding" not in st:
-            raise DataError(f"run {rid} in {store} has no parameter count in its status; rerun it")
-        out[rid] = int(st["n_params_nonembedding"])
-    return out
-
-
 def body(argv: Sequence[str] | None) -> int:
     args = C.parse_args(__doc__.splitlines()[0], argv, f"results/{NAME}")
     spec = grid_spec(args.quick)
     s = SETTINGS[args.quick]
     wall = C.run_cells(spec, args.out, workers=args.workers)
     curves = C.eval_curves(args.out / "store")
-    rows = per_run(curves, n_params_of(args.out / "store", list(curves)))
+    rows = per_run(curves)
     cells = per_cell(rows)
     speeds = speedups(rows)
     verdicts = {f"{t}_{u}": verdict(speeds, t, u) for t in TREATMENTS for u in UNITS}

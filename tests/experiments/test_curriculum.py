@@ -18,7 +18,6 @@ C_CROSSING = C.Crossing
 STEPS = np.unique(np.round(np.geomspace(1, 1000, 40)))
 STEPS = np.concatenate([[0.0], STEPS])
 TOTAL, BATCH, FRACTION = 1000, 10, 0.2
-PARAMS = {"tiny": 21_720, "mini": 84_912}
 
 
 def _acc(mid: float | None) -> np.ndarray:
@@ -35,7 +34,7 @@ def _curves(mids: dict[tuple[str, str], list[float | None]]) -> dict[str, dict[s
         for seed, mid in enumerate(per_seed):
             out[f"{size}-{cond}-{seed}"] = {
                 "labels": {"condition": cond, "size": size, "seed": str(seed)},
-                "config": {"steps": TOTAL, "data": {
+                "config": {"steps": TOTAL, "model": {"size": size}, "data": {
                     "batch_size": BATCH, "sources": {"add/1": {}, "add/2": {}},
                     "schedule": CUR.schedule(cond, 2, FRACTION)}},
                 "curves": {"add/2": (STEPS, _acc(mid)), "add/1": (STEPS, _acc(50.0))},
@@ -45,7 +44,7 @@ def _curves(mids: dict[tuple[str, str], list[float | None]]) -> dict[str, dict[s
 
 def _analyse(mids: dict[tuple[str, str], list[float | None]]) -> tuple[list, list, list]:
     curves = _curves(mids)
-    rows = CUR.per_run(curves, {rid: PARAMS[rec["labels"]["size"]] for rid, rec in curves.items()})
+    rows = CUR.per_run(curves)
     return rows, CUR.per_cell(rows), CUR.speedups(rows)
 
 
