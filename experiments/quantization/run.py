@@ -225,10 +225,13 @@ def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any
            steps: np.ndarray, loss: np.ndarray, fitd: Mapping[str, Any], slope: Mapping[str, Any],
            path: Path, title: str) -> Path:
     """Left: per-subtask accuracy; middle: learning time vs frequency; right: mean loss."""
+    import matplotlib
+    from matplotlib.ticker import NullFormatter
+
     fig, ax = C.new_figure(3, width=4.3)
     rec = acc[sorted(acc)[0]]
     p = frequencies(rec["config"])
-    cmap = __import__("matplotlib").colormaps["viridis"]
+    cmap = matplotlib.colormaps["viridis"]
     for i in range(p.size):
         s, v = rec["curves"][f"parity/{i}"]
         ax[0][0].plot(s + 1, v, color=cmap(i / max(p.size - 1, 1)), lw=1)
@@ -246,7 +249,7 @@ def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any
         ax[0][1].legend(fontsize=8)
     if ok:
         ax[0][1].set(xscale="log", yscale="log")
-        ax[0][1].xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
+        ax[0][1].xaxis.set_minor_formatter(NullFormatter())
     else:
         ax[0][1].text(0.5, 0.5, f"no subtask reached acc {LEARNED}", ha="center", transform=ax[0][1].transAxes)
     ax[0][1].set(xlabel="subtask frequency", ylabel=f"step to acc {LEARNED}")
@@ -266,6 +269,7 @@ def figure(acc: Mapping[str, Mapping[str, Any]], rows: Sequence[Mapping[str, Any
 
 
 def fmt_own(own: float | None) -> str:
+    """Own examples at learning, rounded, or ``-``."""
     return "-" if own is None else f"{own:,.0f}"
 
 
