@@ -510,7 +510,7 @@ def speed_effects(rows: Sequence[Mapping[str, Any]], coverage: float = COVERAGE)
     the whole run / reverse's (> 1: reverse is learned faster), the median over seeds of
     per-seed (paired) ratios, with :func:`median_interval`. Uncensored: every run has one.
     The final held-out losses are not turned into an effect: once both formats are learned they
-    are near 0 (1e-5 to 1e-1 nats), and their ratio measures how close to 0, not a speed.
+    are near 0 (1e-5 to 1e-2 nats here), and their ratio measures how close to 0, not a speed.
     """
     out = []
     for size in C.sizes_of(rows):
